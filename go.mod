@@ -1,0 +1,3 @@
+module github.com/switchyard-ai/switchyard
+
+go 1.26

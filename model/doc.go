@@ -1,0 +1,16 @@
+// Package model owns the decoder-only transformer architectures Switchyard
+// runs (Llama, Mistral, Qwen2): their configuration, their weights as
+// loaded from a Hugging Face directory or a GGUF file, the key/value cache
+// and the batched forward pass.
+//
+// The forward pass takes a batch of sequences, each adding any number of
+// tokens (a prefill chunk or one decode token), and runs every linear
+// projection once over all the batch's tokens, so the weights are read once
+// per step. Per-token corrections such as LoRA adapters enter through the
+// Delta interface, which the lora package implements; the base weights are
+// never modified.
+//
+// One RoPE convention is used inside: Hugging Face's rotate_half, where
+// dimension j of a head pairs with j + head_dim/2. Checkpoints that store
+// q/k rows interleaved (GGUF files of Llama models) are converted at load.
+package model
