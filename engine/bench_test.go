@@ -1,0 +1,158 @@
+package engine_test
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/switchyard-ai/switchyard/kernels"
+	"github.com/switchyard-ai/switchyard/lora"
+	"github.com/switchyard-ai/switchyard/model"
+	"github.com/switchyard-ai/switchyard/model/testmodel"
+)
+
+// benchFiles writes the SmolLM2-135M-shaped random model once per run of
+// the benchmarks, as GGUF (F32, F16, Q8_0) and as a BF16 safetensors dir.
+var benchFiles = sync.OnceValues(func() (map[string]string, error) {
+	dir := filepath.Join(os.TempDir(), "switchyard-bench")
+	files := map[string]string{
+		"gguf-f32":         filepath.Join(dir, "smollm2-f32.gguf"),
+		"gguf-f16":         filepath.Join(dir, "smollm2-f16.gguf"),
+		"gguf-q8_0":        filepath.Join(dir, "smollm2-q8_0.gguf"),
+		"safetensors-bf16": filepath.Join(dir, "smollm2-bf16"),
+	}
+	dts := map[string]kernels.DType{"gguf-f32": kernels.F32, "gguf-f16": kernels.F16, "gguf-q8_0": kernels.Q8_0, "safetensors-bf16": kernels.BF16}
+	for name, path := range files {
+		if _, err := os.Stat(path); err == nil {
+			continue
+		}
+		var err error
+		if filepath.Ext(path) == ".gguf" {
+			err = testmodel.WriteGGUF(path, testmodel.SmolLM2_135M, dts[name], 1)
+		} else {
+			err = testmodel.WriteHF(path, testmodel.SmolLM2_135M, dts[name], 1)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
+})
+
+// randomAdapter builds a rank-r adapter on q_proj and v_proj of every
+// layer with random F32 weights.
+func randomAdapter(cfg *model.Config, r int, seed uint64) *lora.Adapter {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	a := &lora.Adapter{Name: "random", Layers: make([][model.NumModules]*lora.Pair, cfg.Layers)}
+	fill := func(rows, cols int) kernels.Matrix {
+		v := make([]float32, rows*cols)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * 0.02)
+		}
+		return kernels.NewF32Matrix(rows, cols, v)
+	}
+	for l := range a.Layers {
+		for _, mod := range []model.Module{model.ModQ, model.ModV} {
+			p := &lora.Pair{A: fill(r, cfg.InDim(mod)), BT: fill(r, cfg.OutDim(mod)), Rank: r, Scale: 2}
+			a.Layers[l][mod] = p
+			a.Bytes += int64(len(p.A.Data) + len(p.BT.Data))
+		}
+	}
+	return a
+}
+
+func loadBench(b *testing.B, kind string) *model.Model {
+	files, err := benchFiles()
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := model.Load(files[kind], nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	return m
+}
+
+// BenchmarkDecode measures decode tokens/s: seqs sequences, each adding
+// one token per step, with no adapter, one shared adapter, or a distinct
+// adapter per sequence.
+func BenchmarkDecode(b *testing.B) {
+	for _, kind := range []string{"gguf-f32", "gguf-f16", "gguf-q8_0", "safetensors-bf16"} {
+		for _, seqs := range []int{1, 8} {
+			for _, mode := range []string{"base", "distinct-adapters"} {
+				if seqs == 1 && mode == "distinct-adapters" {
+					mode = "one-adapter"
+				}
+				b.Run(kind+"/seqs="+strconv.Itoa(seqs)+"/"+mode, func(b *testing.B) {
+					m := loadBench(b, kind)
+					benchDecode(b, m, seqs, mode)
+				})
+			}
+		}
+	}
+}
+
+func benchDecode(b *testing.B, m *model.Model, nseq int, mode string) {
+	const ctx = 64
+	batch := lora.NewBatch(m.Pool())
+	var adapters []*lora.Adapter
+	for i := range nseq {
+		if mode == "base" {
+			adapters = append(adapters, nil)
+		} else {
+			adapters = append(adapters, randomAdapter(&m.Config, 8, uint64(i)))
+		}
+	}
+	caches := make([]*model.Cache, nseq)
+	seqs := make([]model.Seq, nseq)
+	for i := range caches {
+		caches[i] = m.NewCache(ctx)
+	}
+	b.ResetTimer()
+	steps := 0
+	for b.Loop() {
+		batch.Reset()
+		for i := range seqs {
+			if caches[i].Len == ctx {
+				caches[i].Truncate(0)
+			}
+			seqs[i] = model.Seq{Cache: caches[i], Tokens: []int{(steps*7 + i) % m.Config.Vocab}}
+			batch.Add(adapters[i], 1)
+		}
+		if _, err := m.Forward(seqs, batch); err != nil {
+			b.Fatal(err)
+		}
+		steps++
+	}
+	b.ReportMetric(float64(steps*nseq)/b.Elapsed().Seconds(), "tok/s")
+	b.ReportMetric(float64(m.Weights.Bytes())*float64(steps)/b.Elapsed().Seconds()/1e9, "weightGB/s")
+}
+
+// BenchmarkPrefill measures prefill tokens/s for one 512-token prompt.
+func BenchmarkPrefill(b *testing.B) {
+	const n = 512
+	for _, kind := range []string{"gguf-f32", "gguf-f16", "gguf-q8_0", "safetensors-bf16"} {
+		b.Run(kind, func(b *testing.B) {
+			m := loadBench(b, kind)
+			prompt := make([]int, n)
+			for i := range prompt {
+				prompt[i] = (i*31 + 1) % m.Config.Vocab
+			}
+			cache := m.NewCache(n)
+			for b.Loop() {
+				cache.Truncate(0)
+				if _, err := m.Forward([]model.Seq{{Cache: cache, Tokens: prompt}}, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			c := &m.Config
+			params := float64(c.Layers)*float64(c.Hidden*(2*c.Heads*c.HeadDim+2*c.KVHeads*c.HeadDim)+3*c.Hidden*c.Intermediate) + float64(c.Vocab*c.Hidden)/n
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
+			b.ReportMetric(2*params*float64(n*b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}

@@ -1,0 +1,323 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/switchyard-ai/switchyard/formats/gguf"
+	"github.com/switchyard-ai/switchyard/kernels"
+)
+
+// Model is a loaded decoder-only transformer. Forward may be called from
+// one goroutine at a time; the weights are read-only and may be shared
+// with other users (a trainer) that do not call Forward concurrently.
+type Model struct {
+	Config  Config
+	Weights Weights
+	GGUF    *gguf.File // the file the model came from, when it was GGUF (for its tokenizer)
+
+	pool    *kernels.Pool
+	ownPool bool
+	closers []io.Closer
+	invFreq []float64 // RoPE inverse frequencies [HeadDim/2]
+	scratch forwardScratch
+}
+
+// forwardScratch holds the activations of one Forward call, grown to the
+// largest batch seen and reused.
+type forwardScratch struct {
+	x      []float32 // residual stream [n, hidden]
+	xn     []float32 // normalized input of the current block [n, hidden]
+	q      []float32 // queries [n, heads*headDim]
+	k, v   []float32 // keys, values [n, kvHeads*headDim]
+	att    []float32 // attention output [n, heads*headDim]
+	proj   []float32 // o_proj / down_proj output [n, hidden]
+	gate   []float32 // [n, intermediate]
+	up     []float32 // [n, intermediate]
+	cos    []float32 // RoPE tables per token [n, headDim/2]
+	sin    []float32
+	last   []float32 // normalized rows that need logits [rows, hidden]
+	logits []float32 // [rows, vocab]
+}
+
+func (m *Model) init(pool *kernels.Pool) {
+	m.pool = pool
+	m.invFreq = m.Config.InvFreq()
+}
+
+// Pool returns the worker pool the model runs its kernels on.
+func (m *Model) Pool() *kernels.Pool { return m.pool }
+
+// Close releases the model's memory-mapped files (and its pool, if Load
+// made it). The model must not be used afterwards.
+func (m *Model) Close() error {
+	var errs []error
+	for _, c := range m.closers {
+		errs = append(errs, c.Close())
+	}
+	m.closers = nil
+	if m.ownPool && m.pool != nil {
+		m.pool.Close()
+		m.pool = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Cache is one sequence's key/value cache: for every layer, the keys and
+// values of the positions seen so far.
+type Cache struct {
+	K, V [][]float32 // per layer [capacity, kvHeads*headDim]
+	Len  int         // positions filled
+	Cap  int         // positions it can hold
+}
+
+// NewCache returns an empty cache for up to capacity positions (at most
+// the model's context length when that is known).
+func (m *Model) NewCache(capacity int) *Cache {
+	if m.Config.MaxPositions > 0 {
+		capacity = min(capacity, m.Config.MaxPositions)
+	}
+	kv := m.Config.KVHeads * m.Config.HeadDim
+	c := &Cache{K: make([][]float32, m.Config.Layers), V: make([][]float32, m.Config.Layers), Cap: capacity}
+	for l := range c.K {
+		c.K[l] = make([]float32, capacity*kv)
+		c.V[l] = make([]float32, capacity*kv)
+	}
+	return c
+}
+
+// Truncate forgets positions from n on.
+func (c *Cache) Truncate(n int) { c.Len = min(c.Len, max(n, 0)) }
+
+// Seq is one sequence's share of a batch: the tokens it adds at the next
+// positions of its cache.
+type Seq struct {
+	Cache     *Cache
+	Tokens    []int
+	AllLogits bool // return logits for every token, not only the last
+}
+
+// Forward runs the tokens of every sequence through the model in one
+// batch, appends their keys and values to the sequences' caches and
+// returns each sequence's logits: Vocab values for its last token, or
+// len(Tokens)*Vocab with AllLogits. delta (nil for none) adds per-token
+// corrections to every projection; it sees the batch's tokens in the
+// order of seqs. The returned slices are valid until the next call.
+func (m *Model) Forward(seqs []Seq, delta Delta) ([][]float32, error) {
+	c := &m.Config
+	n, rows, maxLen := 0, 0, 0
+	for i, s := range seqs {
+		if len(s.Tokens) == 0 {
+			return nil, fmt.Errorf("model: sequence %d has no tokens", i)
+		}
+		if s.Cache.Len+len(s.Tokens) > s.Cache.Cap {
+			return nil, fmt.Errorf("model: sequence %d needs %d positions, its cache holds %d (context length %d)",
+				i, s.Cache.Len+len(s.Tokens), s.Cache.Cap, c.MaxPositions)
+		}
+		for _, t := range s.Tokens {
+			if t < 0 || t >= c.Vocab {
+				return nil, fmt.Errorf("model: token id %d is outside the vocabulary [0, %d)", t, c.Vocab)
+			}
+		}
+		n += len(s.Tokens)
+		maxLen = max(maxLen, s.Cache.Len+len(s.Tokens))
+		if s.AllLogits {
+			rows += len(s.Tokens)
+		} else {
+			rows++
+		}
+	}
+	sc := m.grow(n, rows)
+
+	// Embed tokens and build the RoPE tables of their positions.
+	half := c.HeadDim / 2
+	t := 0
+	for _, s := range seqs {
+		for j, id := range s.Tokens {
+			m.Weights.Embed.Row(id, sc.x[t*c.Hidden:(t+1)*c.Hidden])
+			pos := float64(s.Cache.Len + j)
+			for i, f := range m.invFreq {
+				sin, cos := math.Sincos(pos * f)
+				sc.cos[t*half+i], sc.sin[t*half+i] = float32(cos), float32(sin)
+			}
+			t++
+		}
+	}
+
+	for l := range m.Weights.Layers {
+		m.attention(l, seqs, n, maxLen, delta)
+		m.mlp(l, n, delta)
+	}
+	for _, s := range seqs {
+		s.Cache.Len += len(s.Tokens)
+	}
+
+	// Final norm and LM head, only for the rows that need logits.
+	r, t := 0, 0
+	for _, s := range seqs {
+		from := t + len(s.Tokens) - 1
+		if s.AllLogits {
+			from = t
+		}
+		for ; from < t+len(s.Tokens); from++ {
+			kernels.RMSNorm(sc.last[r*c.Hidden:(r+1)*c.Hidden], sc.x[from*c.Hidden:(from+1)*c.Hidden], m.Weights.Norm, c.RMSNormEps)
+			r++
+		}
+		t += len(s.Tokens)
+	}
+	m.pool.MatMul(sc.logits, sc.last, m.Weights.Head, rows)
+	out := make([][]float32, len(seqs))
+	r = 0
+	for i, s := range seqs {
+		k := 1
+		if s.AllLogits {
+			k = len(s.Tokens)
+		}
+		out[i] = sc.logits[r*c.Vocab : (r+k)*c.Vocab]
+		r += k
+	}
+	return out, nil
+}
+
+// project runs projection mod of layer l over n tokens: y = x·Wᵀ + b + delta.
+func (m *Model) project(y, x []float32, l int, mod Module, n int, delta Delta) {
+	layer := &m.Weights.Layers[l]
+	w := layer.Proj[mod]
+	m.pool.MatMul(y, x, w, n)
+	if b := layer.Bias[mod]; b != nil {
+		for t := range n {
+			kernels.Axpy(1, b, y[t*w.Rows:(t+1)*w.Rows])
+		}
+	}
+	if delta != nil {
+		delta.AddDelta(y[:n*w.Rows], x[:n*w.Cols], l, mod)
+	}
+}
+
+// attention runs the attention block of layer l and adds its output to
+// the residual stream. maxLen is the longest sequence after this step.
+func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
+	c := &m.Config
+	sc := &m.scratch
+	layer := &m.Weights.Layers[l]
+	for t := range n {
+		kernels.RMSNorm(sc.xn[t*c.Hidden:(t+1)*c.Hidden], sc.x[t*c.Hidden:(t+1)*c.Hidden], layer.AttnNorm, c.RMSNormEps)
+	}
+	m.project(sc.q, sc.xn, l, ModQ, n, delta)
+	m.project(sc.k, sc.xn, l, ModK, n, delta)
+	m.project(sc.v, sc.xn, l, ModV, n, delta)
+
+	qDim, kvDim, hd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim, c.HeadDim
+	for t := range n {
+		cos, sin := sc.cos[t*hd/2:(t+1)*hd/2], sc.sin[t*hd/2:(t+1)*hd/2]
+		for h := range c.Heads {
+			rope(sc.q[t*qDim+h*hd:t*qDim+(h+1)*hd], cos, sin)
+		}
+		for h := range c.KVHeads {
+			rope(sc.k[t*kvDim+h*hd:t*kvDim+(h+1)*hd], cos, sin)
+		}
+	}
+
+	// Append this step's keys and values to each sequence's cache.
+	t := 0
+	for _, s := range seqs {
+		k, v := s.Cache.K[l], s.Cache.V[l]
+		for j := range s.Tokens {
+			p := s.Cache.Len + j
+			copy(k[p*kvDim:(p+1)*kvDim], sc.k[t*kvDim:(t+1)*kvDim])
+			copy(v[p*kvDim:(p+1)*kvDim], sc.v[t*kvDim:(t+1)*kvDim])
+			t++
+		}
+	}
+
+	// Causal attention, one work item per (token, head).
+	m.pool.Parallel(n*c.Heads, 1, func(worker, lo, hi int) {
+		scores := m.pool.Scratch(worker, maxLen)
+		seq, first := 0, 0 // sequence of token lo and its first token index
+		for item := lo; item < hi; item++ {
+			t, h := item/c.Heads, item%c.Heads
+			for t >= first+len(seqs[seq].Tokens) {
+				first += len(seqs[seq].Tokens)
+				seq++
+			}
+			s := seqs[seq]
+			attendHead(sc.att[t*qDim+h*hd:t*qDim+(h+1)*hd], sc.q[t*qDim+h*hd:t*qDim+(h+1)*hd],
+				s.Cache.K[l], s.Cache.V[l], s.Cache.Len+(t-first)+1, (h/(c.Heads/c.KVHeads))*hd, kvDim, scores)
+		}
+	})
+
+	m.project(sc.proj, sc.att, l, ModO, n, delta)
+	kernels.Axpy(1, sc.proj[:n*c.Hidden], sc.x[:n*c.Hidden])
+}
+
+// attendHead computes one head's attention output for one query over the
+// first npos cached positions: out = softmax(q·Kᵀ/√d)·V. off is the head's
+// offset inside a cached row of stride floats.
+func attendHead(out, q, keys, values []float32, npos, off, stride int, scores []float32) {
+	hd := len(q)
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	scores = scores[:npos]
+	for p := range npos {
+		scores[p] = kernels.Dot(q, keys[p*stride+off:p*stride+off+hd]) * scale
+	}
+	kernels.Softmax(scores)
+	clear(out)
+	for p, w := range scores {
+		kernels.Axpy(w, values[p*stride+off:p*stride+off+hd], out)
+	}
+}
+
+// rope rotates one head in rotate_half order: dimension i pairs with
+// i + half.
+func rope(x, cos, sin []float32) {
+	half := len(x) / 2
+	for i := range half {
+		a, b := x[i], x[i+half]
+		x[i] = a*cos[i] - b*sin[i]
+		x[i+half] = b*cos[i] + a*sin[i]
+	}
+}
+
+// mlp runs the SwiGLU MLP block of layer l and adds its output to the
+// residual stream.
+func (m *Model) mlp(l, n int, delta Delta) {
+	c := &m.Config
+	sc := &m.scratch
+	layer := &m.Weights.Layers[l]
+	for t := range n {
+		kernels.RMSNorm(sc.xn[t*c.Hidden:(t+1)*c.Hidden], sc.x[t*c.Hidden:(t+1)*c.Hidden], layer.MLPNorm, c.RMSNormEps)
+	}
+	m.project(sc.gate, sc.xn, l, ModGate, n, delta)
+	m.project(sc.up, sc.xn, l, ModUp, n, delta)
+	kernels.SiLUMul(sc.gate[:n*c.Intermediate], sc.up[:n*c.Intermediate])
+	m.project(sc.proj, sc.gate, l, ModDown, n, delta)
+	kernels.Axpy(1, sc.proj[:n*c.Hidden], sc.x[:n*c.Hidden])
+}
+
+// grow sizes the scratch buffers for n tokens and rows logit rows.
+func (m *Model) grow(n, rows int) *forwardScratch {
+	c := &m.Config
+	sc := &m.scratch
+	fit := func(b *[]float32, size int) {
+		if cap(*b) < size {
+			*b = make([]float32, size)
+		}
+		*b = (*b)[:size]
+	}
+	fit(&sc.x, n*c.Hidden)
+	fit(&sc.xn, n*c.Hidden)
+	fit(&sc.q, n*c.Heads*c.HeadDim)
+	fit(&sc.k, n*c.KVHeads*c.HeadDim)
+	fit(&sc.v, n*c.KVHeads*c.HeadDim)
+	fit(&sc.att, n*c.Heads*c.HeadDim)
+	fit(&sc.proj, n*c.Hidden)
+	fit(&sc.gate, n*c.Intermediate)
+	fit(&sc.up, n*c.Intermediate)
+	fit(&sc.cos, n*c.HeadDim/2)
+	fit(&sc.sin, n*c.HeadDim/2)
+	fit(&sc.last, rows*c.Hidden)
+	fit(&sc.logits, rows*c.Vocab)
+	return sc
+}

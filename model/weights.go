@@ -1,0 +1,99 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/switchyard-ai/switchyard/kernels"
+)
+
+// Weights are a model's parameters. Matrices keep the dtype they are
+// stored in (often aliasing a memory-mapped file); vectors are float32.
+type Weights struct {
+	Embed  kernels.Matrix // token embedding [vocab, hidden]
+	Layers []Layer
+	Norm   []float32      // final RMSNorm weight [hidden]
+	Head   kernels.Matrix // LM head [vocab, hidden]; the same matrix as Embed when tied
+}
+
+// Layer is one decoder layer.
+type Layer struct {
+	AttnNorm []float32                  // RMSNorm before attention [hidden]
+	Proj     [NumModules]kernels.Matrix // the seven projections, [out, in] each
+	Bias     [NumModules][]float32      // projection biases, nil where absent (Qwen2 has q, k, v)
+	MLPNorm  []float32                  // RMSNorm before the MLP [hidden]
+}
+
+// checkShapes verifies every matrix and vector against the config, so a
+// checkpoint that does not fit is refused at load rather than misread.
+func (w *Weights) checkShapes(c *Config) error {
+	check := func(name string, m kernels.Matrix, rows, cols int) error {
+		if m.Rows != rows || m.Cols != cols {
+			return fmt.Errorf("model: tensor %s has shape [%d %d], config wants [%d %d]", name, m.Rows, m.Cols, rows, cols)
+		}
+		return m.Validate()
+	}
+	vec := func(name string, v []float32, n int) error {
+		if len(v) != n {
+			return fmt.Errorf("model: tensor %s has %d values, config wants %d", name, len(v), n)
+		}
+		return nil
+	}
+	if err := check("token embedding", w.Embed, c.Vocab, c.Hidden); err != nil {
+		return err
+	}
+	if err := check("LM head", w.Head, c.Vocab, c.Hidden); err != nil {
+		return err
+	}
+	if err := vec("final norm", w.Norm, c.Hidden); err != nil {
+		return err
+	}
+	if len(w.Layers) != c.Layers {
+		return fmt.Errorf("model: %d layers loaded, config wants %d", len(w.Layers), c.Layers)
+	}
+	for i, l := range w.Layers {
+		for m := range NumModules {
+			name := fmt.Sprintf("layers.%d.%s", i, m.Path())
+			if err := check(name, l.Proj[m], c.OutDim(m), c.InDim(m)); err != nil {
+				return err
+			}
+			if l.Bias[m] != nil {
+				if err := vec(name+".bias", l.Bias[m], c.OutDim(m)); err != nil {
+					return err
+				}
+			}
+		}
+		if err := vec(fmt.Sprintf("layers.%d.input_layernorm", i), l.AttnNorm, c.Hidden); err != nil {
+			return err
+		}
+		if err := vec(fmt.Sprintf("layers.%d.post_attention_layernorm", i), l.MLPNorm, c.Hidden); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Bytes returns the size of the weights as stored (the tied head counted
+// once): what one decode step reads.
+func (w *Weights) Bytes() int64 {
+	n := int64(len(w.Embed.Data)) + 4*int64(len(w.Norm))
+	if &w.Head.Data[0] != &w.Embed.Data[0] {
+		n += int64(len(w.Head.Data))
+	}
+	for _, l := range w.Layers {
+		for m := range NumModules {
+			n += int64(len(l.Proj[m].Data)) + 4*int64(len(l.Bias[m]))
+		}
+		n += 4 * int64(len(l.AttnNorm)+len(l.MLPNorm))
+	}
+	return n
+}
+
+// toF32 converts a 1-D tensor of any supported dtype to float32.
+func toF32(dt kernels.DType, data []byte, n int) ([]float32, error) {
+	if dt == kernels.Q8_0 && n%kernels.Q8_0Block != 0 || len(data) != dt.RowBytes(n) {
+		return nil, fmt.Errorf("%v vector of %d values has %d bytes", dt, n, len(data))
+	}
+	v := make([]float32, n)
+	kernels.DecodeRow(v, dt, data)
+	return v, nil
+}
