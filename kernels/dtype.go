@@ -1,0 +1,128 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// DType is the storage type of a weight matrix.
+type DType uint8
+
+// The storage types the kernels read.
+const (
+	F32  DType = iota // IEEE float32
+	F16               // IEEE float16
+	BF16              // bfloat16: the upper 16 bits of a float32
+	Q8_0              // GGUF Q8_0: blocks of 32 int8 values with one f16 scale
+)
+
+// Q8_0Block is the number of values in one Q8_0 block.
+const Q8_0Block = 32
+
+// q8_0BlockBytes is the size of one Q8_0 block: an f16 scale and 32 int8.
+const q8_0BlockBytes = 2 + Q8_0Block
+
+func (d DType) String() string {
+	switch d {
+	case F32:
+		return "F32"
+	case F16:
+		return "F16"
+	case BF16:
+		return "BF16"
+	case Q8_0:
+		return "Q8_0"
+	}
+	return fmt.Sprintf("DType(%d)", uint8(d))
+}
+
+// RowBytes returns the number of bytes that n consecutive values take in
+// this type. For Q8_0, n must be a multiple of Q8_0Block.
+func (d DType) RowBytes(n int) int {
+	switch d {
+	case F32:
+		return 4 * n
+	case F16, BF16:
+		return 2 * n
+	case Q8_0:
+		return n / Q8_0Block * q8_0BlockBytes
+	}
+	return 0
+}
+
+// BF16ToF32 widens a bfloat16 bit pattern to float32 exactly.
+func BF16ToF32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+// F32ToBF16 rounds a float32 to the nearest bfloat16, ties to even, as
+// PyTorch does. NaN stays NaN.
+func F32ToBF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	if b&0x7fffffff > 0x7f800000 { // NaN: keep it quiet and non-zero
+		return uint16(b>>16) | 0x40
+	}
+	b += 0x7fff + (b>>16)&1
+	return uint16(b >> 16)
+}
+
+// F16ToF32 widens an IEEE half-precision bit pattern to float32 exactly,
+// subnormals, infinities and NaN included.
+func F16ToF32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h) & 0x3ff
+	switch {
+	case exp == 0x1f: // Inf or NaN
+		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	case exp == 0:
+		if mant == 0 {
+			return math.Float32frombits(sign)
+		}
+		// Subnormal: value is mant * 2^-24.
+		f := float32(mant) * (1.0 / (1 << 24))
+		if sign != 0 {
+			f = -f
+		}
+		return f
+	}
+	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
+}
+
+// F32ToF16 rounds a float32 to the nearest IEEE half, ties to even;
+// values beyond the half range become infinities.
+func F32ToF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int32(b>>23) & 0xff
+	mant := b & 0x7fffff
+	if exp == 0xff { // Inf or NaN
+		if mant != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	}
+	e := exp - 127 + 15
+	if e >= 0x1f {
+		return sign | 0x7c00
+	}
+	if e <= 0 {
+		if e < -10 {
+			return sign
+		}
+		// Subnormal half: shift the mantissa with its implicit bit.
+		m := mant | 0x800000
+		shift := uint32(14 - e)
+		half := m >> shift
+		rem := m & (1<<shift - 1)
+		mid := uint32(1) << (shift - 1)
+		if rem > mid || (rem == mid && half&1 == 1) {
+			half++
+		}
+		return sign | uint16(half)
+	}
+	half := uint32(e)<<10 | mant>>13
+	rem := mant & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && half&1 == 1) {
+		half++ // may carry into the exponent, which is the right rounding
+	}
+	return sign | uint16(half)
+}

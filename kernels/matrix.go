@@ -1,0 +1,153 @@
+package kernels
+
+import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+)
+
+// Matrix is a read-only weight matrix of Rows x Cols values in row-major
+// order, stored as DType. Rows are output features and Cols input
+// features: the layout of torch.nn.Linear.weight and of GGUF tensors.
+// Data may point into a memory-mapped file; the kernels never write it.
+type Matrix struct {
+	DType      DType
+	Rows, Cols int
+	Data       []byte
+}
+
+// NewF32Matrix wraps float32 values as a Matrix without copying.
+func NewF32Matrix(rows, cols int, v []float32) Matrix {
+	return Matrix{DType: F32, Rows: rows, Cols: cols, Data: F32Bytes(v)}
+}
+
+// Validate reports whether Data has exactly the size that DType, Rows and
+// Cols call for.
+func (m Matrix) Validate() error {
+	if m.Rows < 0 || m.Cols < 0 {
+		return fmt.Errorf("kernels: negative matrix shape %dx%d", m.Rows, m.Cols)
+	}
+	if m.DType == Q8_0 && m.Cols%Q8_0Block != 0 {
+		return fmt.Errorf("kernels: Q8_0 matrix with %d columns, not a multiple of %d", m.Cols, Q8_0Block)
+	}
+	if m.DType > Q8_0 {
+		return fmt.Errorf("kernels: unknown dtype %v", m.DType)
+	}
+	want := m.Rows * m.DType.RowBytes(m.Cols)
+	if len(m.Data) != want {
+		return fmt.Errorf("kernels: %v matrix %dx%d needs %d bytes, has %d", m.DType, m.Rows, m.Cols, want, len(m.Data))
+	}
+	return nil
+}
+
+// RowData returns the stored bytes of row r.
+func (m Matrix) RowData(r int) []byte {
+	rb := m.DType.RowBytes(m.Cols)
+	return m.Data[r*rb : (r+1)*rb]
+}
+
+// Row converts row r to float32 into dst, which must hold Cols values.
+func (m Matrix) Row(r int, dst []float32) {
+	DecodeRow(dst[:m.Cols], m.DType, m.RowData(r))
+}
+
+// DecodeRow converts len(dst) values stored as dt in src to float32.
+func DecodeRow(dst []float32, dt DType, src []byte) {
+	switch dt {
+	case F32:
+		copy(dst, AsF32(src))
+	case BF16:
+		h := AsU16(src)
+		for i := range dst {
+			dst[i] = BF16ToF32(h[i])
+		}
+	case F16:
+		h := AsU16(src)
+		for i := range dst {
+			dst[i] = F16ToF32(h[i])
+		}
+	case Q8_0:
+		for b := 0; b < len(dst)/Q8_0Block; b++ {
+			blk := src[b*q8_0BlockBytes : (b+1)*q8_0BlockBytes]
+			d := F16ToF32(binary.LittleEndian.Uint16(blk))
+			for i, q := range blk[2:] {
+				dst[b*Q8_0Block+i] = d * float32(int8(q))
+			}
+		}
+	default:
+		panic("kernels: DecodeRow of unknown dtype " + dt.String())
+	}
+}
+
+// EncodeRow stores the float32 values src as dt, appending to dst. BF16
+// and F16 round to nearest even; Q8_0 quantizes each block of 32 values as
+// llama.cpp does (scale = max|x|/127, values rounded to nearest).
+func EncodeRow(dst []byte, dt DType, src []float32) []byte {
+	switch dt {
+	case F32:
+		return append(dst, F32Bytes(src)...)
+	case BF16:
+		for _, f := range src {
+			dst = binary.LittleEndian.AppendUint16(dst, F32ToBF16(f))
+		}
+	case F16:
+		for _, f := range src {
+			dst = binary.LittleEndian.AppendUint16(dst, F32ToF16(f))
+		}
+	case Q8_0:
+		for b := 0; b+Q8_0Block <= len(src); b += Q8_0Block {
+			blk := src[b : b+Q8_0Block]
+			var amax float32
+			for _, f := range blk {
+				if f < 0 {
+					f = -f
+				}
+				amax = max(amax, f)
+			}
+			d := amax / 127
+			id := float32(0)
+			if d != 0 {
+				id = 1 / d
+			}
+			dst = binary.LittleEndian.AppendUint16(dst, F32ToF16(d))
+			for _, f := range blk {
+				dst = append(dst, byte(int8(roundHalfAway(f*id))))
+			}
+		}
+	default:
+		panic("kernels: EncodeRow of unknown dtype " + dt.String())
+	}
+	return dst
+}
+
+func roundHalfAway(f float32) int32 {
+	if f < 0 {
+		return -int32(-f + 0.5)
+	}
+	return int32(f + 0.5)
+}
+
+// AsF32 reinterprets little-endian float32 bytes as a []float32 without
+// copying. len(b) must be a multiple of 4.
+func AsF32(b []byte) []float32 {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
+}
+
+// AsU16 reinterprets little-endian 16-bit values without copying.
+func AsU16(b []byte) []uint16 {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*uint16)(unsafe.Pointer(&b[0])), len(b)/2)
+}
+
+// F32Bytes returns the bytes of v without copying.
+func F32Bytes(v []float32) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
+}
