@@ -3,6 +3,7 @@ package kernels
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"unsafe"
 )
 
@@ -120,12 +121,10 @@ func EncodeRow(dst []byte, dt DType, src []float32) []byte {
 	return dst
 }
 
-func roundHalfAway(f float32) int32 {
-	if f < 0 {
-		return -int32(-f + 0.5)
-	}
-	return int32(f + 0.5)
-}
+// roundHalfAway rounds to the nearest integer, halves away from zero, as
+// C's roundf does. (Adding 0.5 and truncating is wrong for 0.49999997,
+// whose sum with 0.5 rounds up to 1 in float32.)
+func roundHalfAway(f float32) int32 { return int32(math.Round(float64(f))) }
 
 // AsF32 reinterprets little-endian float32 bytes as a []float32 without
 // copying. len(b) must be a multiple of 4.
