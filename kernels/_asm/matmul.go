@@ -1,0 +1,194 @@
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// maxTokens is the largest token count one tile kernel call handles: the
+// register budget. A tile of 4 rows x T tokens keeps 4T accumulators, T
+// activation vectors, one weight vector and, for Q8_0, 4 block scales in
+// registers (16 on AVX2, 32 on AVX-512). kernels/simd_amd64.go repeats
+// these numbers.
+func maxTokens(v isa, dt dtype) int {
+	switch {
+	case v == avx2 && dt == q8:
+		return 2 // 8 acc + 2 x + 1 w + 4 scales
+	case v == avx2:
+		return 3 // 12 acc + 3 x + 1 w
+	case dt == f32:
+		return 6 // 24 acc + 6 x + 1 w: the prefill kernel
+	default:
+		return 4 // 16 acc + 4 x + 1 w + 4 scales
+	}
+}
+
+// genTile emits tile<DType><ISA>, the matmul micro-kernel: 4 weight rows
+// times nt tokens, dot products along the columns.
+//
+// Register layout, with T = maxTokens: x vectors in V0..V(T-1), the
+// converted weight vector in V(T), Q8_0 scales in V(T+1)..V(T+4), and the
+// accumulator of row r, token t in V(base + 4t + r), base = regs - 4T.
+func genTile(v isa, dt dtype) {
+	maxT := maxTokens(v, dt)
+	regs := 16
+	if v == avx512 {
+		regs = 32
+	}
+	base := regs - 4*maxT
+	wv := v.vec(maxT)
+	acc := func(r, t int) int { return base + 4*t + r }
+
+	TEXT("tile"+dt.name+v.name, NOSPLIT, "func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt int)")
+	Pragma("noescape")
+	step := v.lanes
+	if dt == q8 {
+		step = q8Block
+	}
+	Doc(fmt.Sprintf("tile%s%s computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for 4 rows", dt.name, v.name),
+		fmt.Sprintf("r of %s weights wstride bytes apart and nt <= %d tokens t. k is a multiple", dt.name, maxT),
+		fmt.Sprintf("of %d.", step))
+
+	x := Load(Param("x"), GP64())
+	xs := Load(Param("xstride"), GP64())
+	SHLQ(U8(2), xs)
+	var wr [4]reg.GPVirtual
+	wr[0] = Load(Param("w"), GP64()).(reg.GPVirtual)
+	ws := Load(Param("wstride"), GP64())
+	for r := 1; r < 4; r++ {
+		wr[r] = GP64()
+		LEAQ(Mem{Base: wr[r-1], Index: ws, Scale: 1}, wr[r])
+	}
+	k := Load(Param("k"), GP64())
+	nt := Load(Param("nt"), GP64())
+	for T := 1; T < maxT; T++ {
+		CMPQ(nt, U8(T))
+		JEQ(LabelRef(fmt.Sprintf("tokens%d", T)))
+	}
+	JMP(LabelRef(fmt.Sprintf("tokens%d", maxT)))
+
+	for T := 1; T <= maxT; T++ {
+		Label(fmt.Sprintf("tokens%d", T))
+		for r := range 4 {
+			for t := range T {
+				v.zero(v.vec(acc(r, t)))
+			}
+		}
+		xt := []reg.Register{x}
+		for t := 1; t < T; t++ {
+			p := GP64()
+			LEAQ(Mem{Base: xt[t-1], Index: xs, Scale: 1}, p)
+			xt = append(xt, p)
+		}
+		c := GP64() // column
+		XORQ(c, c)
+		var wo reg.GPVirtual // Q8_0: byte offset of the block in each row
+		if dt == q8 {
+			wo = GP64()
+			XORQ(wo, wo)
+		}
+		loop, reduce := fmt.Sprintf("loop%d", T), fmt.Sprintf("reduce%d", T)
+		TESTQ(k, k)
+		JZ(LabelRef(reduce))
+
+		Label(loop)
+		if dt != q8 {
+			for t := range T {
+				VMOVUPS(Mem{Base: xt[t], Index: c, Scale: 4}, v.vec(t))
+			}
+			for r := range 4 {
+				v.loadW(dt, Mem{Base: wr[r], Index: c, Scale: uint8(dt.size)}, wv)
+				for t := range T {
+					VFMADD231PS(v.vec(t), wv, v.vec(acc(r, t)))
+				}
+			}
+			ADDQ(U32(v.lanes), c)
+		} else {
+			for r := range 4 {
+				v.loadScale(Mem{Base: wr[r], Index: wo, Scale: 1}, maxT, v.vec(maxT+1+r))
+			}
+			for j := 0; j < q8Block/v.lanes; j++ {
+				for t := range T {
+					VMOVUPS(Mem{Base: xt[t], Index: c, Scale: 4, Disp: 4 * v.lanes * j}, v.vec(t))
+				}
+				for r := range 4 {
+					v.loadQ8(Mem{Base: wr[r], Index: wo, Scale: 1, Disp: 2 + v.lanes*j}, v.vec(maxT+1+r), wv)
+					for t := range T {
+						VFMADD231PS(v.vec(t), wv, v.vec(acc(r, t)))
+					}
+				}
+			}
+			ADDQ(U32(q8Block), c)
+			ADDQ(U32(q8BlockBytes), wo)
+		}
+		CMPQ(c, k)
+		JB(LabelRef(loop))
+
+		Label(reduce)
+		y := Load(Param("y"), GP64())
+		ys := Load(Param("ystride"), GP64())
+		SHLQ(U8(2), ys)
+		for t := range T {
+			a := [4]int{acc(0, t), acc(1, t), acc(2, t), acc(3, t)}
+			if v == avx512 {
+				for r := range 4 {
+					v.fold(v.vec(a[r]), r)
+				}
+				a = [4]int{0, 1, 2, 3}
+			}
+			reduce4(a, Mem{Base: y})
+			if t < T-1 {
+				ADDQ(ys, y)
+			}
+		}
+		VZEROUPPER()
+		RET()
+	}
+}
+
+// genDecode emits decode<DType><ISA>, which converts n weights stored as
+// dt to float32: the vector form of kernels.DecodeRow.
+func genDecode(v isa, dt dtype) {
+	TEXT("decode"+dt.name+v.name, NOSPLIT, "func(dst *float32, src *byte, n int)")
+	Pragma("noescape")
+	step := v.lanes
+	if dt == q8 {
+		step = q8Block
+	}
+	Doc(fmt.Sprintf("decode%s%s converts n %s values at src to float32 at dst; n is a multiple of %d.", dt.name, v.name, dt.name, step))
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	n := Load(Param("n"), GP64())
+	c := GP64()
+	XORQ(c, c)
+	var wo reg.GPVirtual
+	if dt == q8 {
+		wo = GP64()
+		XORQ(wo, wo)
+	}
+	TESTQ(n, n)
+	JZ(LabelRef("done"))
+
+	Label("loop")
+	if dt != q8 {
+		v.loadW(dt, Mem{Base: src, Index: c, Scale: uint8(dt.size)}, v.vec(0))
+		VMOVUPS(v.vec(0), Mem{Base: dst, Index: c, Scale: 4})
+	} else {
+		v.loadScale(Mem{Base: src, Index: wo, Scale: 1}, 1, v.vec(2))
+		for j := 0; j < q8Block/v.lanes; j++ {
+			v.loadQ8(Mem{Base: src, Index: wo, Scale: 1, Disp: 2 + v.lanes*j}, v.vec(2), v.vec(0))
+			VMOVUPS(v.vec(0), Mem{Base: dst, Index: c, Scale: 4, Disp: 4 * v.lanes * j})
+		}
+		ADDQ(U32(q8BlockBytes), wo)
+	}
+	ADDQ(U32(step), c)
+	CMPQ(c, n)
+	JB(LabelRef("loop"))
+
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
