@@ -5,8 +5,9 @@
 //
 // An Adapter holds, for every decoder layer and projection it touches, a
 // Pair: lora_A as stored ([rank, in], F32, F16 or BF16, never widened) and
-// lora_B transposed at load time ([rank, out], same dtype), with PEFT's
-// scaling for that projection. Load reads a Hugging Face PEFT directory
+// lora_B transposed at load time ([rank, out], same dtype; a Q8_0 lora_B
+// from GGUF, whose blocks do not survive transposition, becomes F32), with
+// PEFT's scaling for that projection. Load reads a Hugging Face PEFT directory
 // (adapter_config.json and adapter_model.safetensors) or a llama.cpp GGUF
 // LoRA file, and checks every tensor against the base model's
 // configuration: a tensor of the wrong shape, an unpaired lora_A or
@@ -25,7 +26,7 @@
 // run; for each run and projection the delta is
 //
 //	tmp[t, k] = Σ_i x[t, i] · A[k, i]            (shrink, kernels.Pool.MatMul)
-//	y[t, j]  += scale · Σ_k tmp[t, k] · Bᵀ[k, j]  (expand, split over j)
+//	y[t, j]  += scale · Σ_k tmp[t, k] · BT[k, j]  (expand, split over j)
 //
 // so each run reads its A and B once per step, ranks may differ between
 // runs without padding, and tokens of the base model are left untouched.
