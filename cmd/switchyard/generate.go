@@ -64,6 +64,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		logits      = fs.Bool("logits", false, "include the raw logits at the last prompt position (json only)")
 		format      = fs.String("format", "text", "output format: text or json")
 		ignoreEOS   = fs.Bool("ignore-eos", false, "keep generating past end-of-sequence tokens")
+		merge       = fs.Bool("merge", false, "fold --adapter into the base weights (a dedicated model) instead of applying it per token")
 		stops       stringList
 	)
 	fs.Var(&stops, "stop", "stop string (repeatable)")
@@ -150,6 +151,12 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		if req.Adapter, err = loadAdapter(*adapterPath); err != nil {
 			return err
+		}
+		if *merge && req.Adapter != nil {
+			if err := lora.Merge(m, req.Adapter); err != nil {
+				return err
+			}
+			req.Adapter = nil
 		}
 		reqs = []engine.Request{req}
 	}

@@ -109,6 +109,8 @@ func TestFixturesThroughCLI(t *testing.T) {
 				for an, ae := range fx.Adapters {
 					check(fmt.Sprintf("%s prompt %d", an, i), []string{"--prompt-ids", idList(p), "--max-tokens", steps,
 						"--adapter", filepath.Join(dir, ae.Dir)}, ae.LastLogits[i], ae.Greedy[i])
+					check(fmt.Sprintf("%s merged prompt %d", an, i), []string{"--prompt-ids", idList(p), "--max-tokens", steps,
+						"--adapter", filepath.Join(dir, ae.Dir), "--merge"}, ae.LastLogits[i], ae.Greedy[i])
 				}
 			}
 
