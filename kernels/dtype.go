@@ -65,14 +65,18 @@ func F32ToBF16(f float32) uint16 {
 }
 
 // F16ToF32 widens an IEEE half-precision bit pattern to float32 exactly,
-// subnormals, infinities and NaN included.
+// subnormals and infinities included. A NaN keeps its sign and payload and
+// comes out quiet, as the F16C instruction vcvtph2ps makes it, so that
+// every implementation gives the same bits.
 func F16ToF32(h uint16) float32 {
 	sign := uint32(h>>15) << 31
 	exp := uint32(h>>10) & 0x1f
 	mant := uint32(h) & 0x3ff
 	switch {
-	case exp == 0x1f: // Inf or NaN
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	case exp == 0x1f && mant != 0: // NaN
+		return math.Float32frombits(sign | 0x7fc00000 | mant<<13)
+	case exp == 0x1f: // Inf
+		return math.Float32frombits(sign | 0x7f800000)
 	case exp == 0:
 		if mant == 0 {
 			return math.Float32frombits(sign)

@@ -52,8 +52,13 @@ func (m Matrix) Row(r int, dst []float32) {
 	DecodeRow(dst[:m.Cols], m.DType, m.RowData(r))
 }
 
-// DecodeRow converts len(dst) values stored as dt in src to float32.
-func DecodeRow(dst []float32, dt DType, src []byte) {
+// DecodeRow converts len(dst) values stored as dt in src to float32,
+// exactly (Q8_0: d·q rounded once). For Q8_0 only whole blocks of 32 are
+// converted.
+func DecodeRow(dst []float32, dt DType, src []byte) { active.decodeRow(dst, dt, src) }
+
+// decodeRowGo is the pure-Go DecodeRow.
+func decodeRowGo(dst []float32, dt DType, src []byte) {
 	switch dt {
 	case F32:
 		copy(dst, AsF32(src))

@@ -3,42 +3,23 @@ package kernels
 import "math"
 
 // Dot returns Σ a[i]·b[i] over len(a) values; b must be at least as long.
-func Dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
+func Dot(a, b []float32) float32 { return active.dot(a, b) }
+
+// Axpy adds alpha·x to y over len(x) values; y must be at least as long.
+func Axpy(alpha float32, x, y []float32) {
+	active.axpyRow(y[:len(x)], alpha, F32, F32Bytes(x))
 }
 
-// Axpy adds alpha·x to y over len(x) values.
-func Axpy(alpha float32, x, y []float32) {
-	y = y[:len(x)]
-	for i, v := range x {
-		y[i] += alpha * v
-	}
+// AxpyRow adds alpha times row r of m, converted from its stored type, to
+// y[:m.Cols]: the "expand" step of a LoRA adapter whose B is stored
+// transposed, one row per rank. For Q8_0 m.Cols is a multiple of 32.
+func AxpyRow(y []float32, alpha float32, m Matrix, r int) {
+	active.axpyRow(y[:m.Cols], alpha, m.DType, m.RowData(r))
 }
 
 // RMSNorm writes x·rsqrt(mean(x²)+eps)·weight to out; out may alias x.
 // The mean is accumulated in float64 so long rows lose nothing.
-func RMSNorm(out, x, weight []float32, eps float32) {
-	var ss float64
-	for _, v := range x {
-		ss += float64(v) * float64(v)
-	}
-	scale := float32(1 / math.Sqrt(ss/float64(len(x))+float64(eps)))
-	for i, v := range x {
-		out[i] = v * scale * weight[i]
-	}
-}
+func RMSNorm(out, x, weight []float32, eps float32) { active.rmsNorm(out, x, weight, eps) }
 
 // Softmax replaces x with softmax(x) in place.
 func Softmax(x []float32) {

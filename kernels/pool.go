@@ -12,7 +12,10 @@ type Pool struct {
 	threads int
 	work    chan poolTask
 	wg      sync.WaitGroup
-	scratch [][]float32 // per worker: a row buffer for dequantized weights
+	scratch [][]float32 // per worker: a buffer for dequantized weight rows
+
+	mm    matmulTask               // the MatMul in progress
+	mmRun func(worker, lo, hi int) // mm.run, bound once so MatMul does not allocate
 }
 
 type poolTask struct {
@@ -27,6 +30,7 @@ func NewPool(threads int) *Pool {
 		threads = runtime.GOMAXPROCS(0)
 	}
 	p := &Pool{threads: threads, work: make(chan poolTask, threads), scratch: make([][]float32, threads)}
+	p.mmRun = p.mm.run
 	for range threads - 1 { // the caller's goroutine is worker 0
 		go func() {
 			for t := range p.work {
@@ -67,7 +71,8 @@ func (p *Pool) Parallel(n, grain int, fn func(worker, lo, hi int)) {
 	p.wg.Wait()
 }
 
-// Scratch returns worker w's reusable buffer of at least n floats.
+// Scratch returns worker w's reusable buffer of n floats. Its contents are
+// undefined; MatMul uses it too, so it must not be held across calls.
 func (p *Pool) Scratch(w, n int) []float32 {
 	if cap(p.scratch[w]) < n {
 		p.scratch[w] = make([]float32, n)

@@ -1,0 +1,60 @@
+package kernels
+
+import "os"
+
+// impl is one implementation of the kernels: the pure-Go reference or the
+// assembly for one instruction set. The exported functions call the
+// active one; the tests run every one this CPU supports.
+type impl struct {
+	name string // "avx512", "avx2" or "go"
+
+	// matmulRows computes output rows [lo, hi) of MatMul for n tokens.
+	// scratch holds at least 4*w.Cols floats.
+	matmulRows func(y, x []float32, w Matrix, n, lo, hi int, scratch []float32)
+	dot        func(a, b []float32) float32
+	axpyRow    func(y []float32, alpha float32, dt DType, src []byte) // y += alpha·src[:len(y)]
+	decodeRow  func(dst []float32, dt DType, src []byte)
+	rmsNorm    func(out, x, weight []float32, eps float32)
+}
+
+// goImpl is the pure-Go reference, which runs everywhere.
+var goImpl = &impl{
+	name:       "go",
+	matmulRows: matmulRowsGo,
+	dot:        dotGo,
+	axpyRow:    axpyRowGo,
+	decodeRow:  decodeRowGo,
+	rmsNorm:    rmsNormGo,
+}
+
+// impls lists the implementations this CPU can run, fastest first; the
+// pure-Go reference is always there, last.
+var impls = append(simdImpls(), goImpl)
+
+// active is the implementation the exported functions use.
+var active = selectImpl(os.Getenv("SWITCHYARD_KERNELS"))
+
+// implRank orders the implementations from slowest to fastest.
+var implRank = map[string]int{"go": 0, "avx2": 1, "avx512": 2}
+
+// selectImpl returns the implementation that SWITCHYARD_KERNELS=want asks
+// for: the fastest one this CPU supports that is no faster than want, or
+// the fastest of all if want is empty or unknown.
+func selectImpl(want string) *impl {
+	rank, ok := implRank[want]
+	if !ok {
+		return impls[0]
+	}
+	for _, im := range impls {
+		if implRank[im.name] <= rank {
+			return im
+		}
+	}
+	return goImpl
+}
+
+// Impl returns the name of the kernel implementation in use: "avx512",
+// "avx2" or "go". It is the best one the CPU supports unless the
+// environment variable SWITCHYARD_KERNELS (go, avx2, avx512) or the purego
+// build tag asks for a slower one.
+func Impl() string { return active.name }

@@ -1,0 +1,88 @@
+//go:build !purego
+
+package kernels
+
+// blockBytes bounds the activations of one block of tokens in prefill,
+// so that they stay in L2 while the weight panel passes over them.
+const blockBytes = 128 << 10
+
+// matmulRows computes output rows [lo, hi) of MatMul for n tokens, 4 rows
+// at a time. There are two regimes:
+//
+//   - decode, n <= maxT[dt]: one call of the dtype's tile kernel per 4
+//     rows, which converts each weight vector in registers as it streams
+//     in from memory and applies it to all n tokens.
+//   - prefill, more tokens: the rows go in panels of panelRows (see
+//     matmulScratch), read from memory once and, unless they are F32,
+//     converted to float32 once into scratch. The F32 tile kernel then
+//     runs over the panel for blocks of tokens that stay in L2, each
+//     4-row tile staying in L1 for a whole block.
+//
+// The last tile of a panel is moved back to end with it, overlapping the
+// one before; it writes the same values again. Ranges under 4 rows go one
+// row at a time.
+func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch []float32) {
+	if hi-lo < 4 {
+		matmulRowsDot(y, x, w, n, lo, hi, scratch, s.decodeRow, s.dotSlices)
+		return
+	}
+	dt, rows, cols := w.DType, w.Rows, w.Cols
+	rowBytes := dt.RowBytes(cols)
+	k := cols &^ (s.lanes - 1) // the columns the kernels take (all of them for Q8_0)
+
+	if n <= s.maxT[dt] { // decode
+		tile := s.tile[dt]
+		for r0 := lo; r0 < hi; r0 += 4 {
+			r := min(r0, hi-4)
+			wt := w.Data[r*rowBytes:]
+			tile(&y[r], rows, &x[0], cols, &wt[0], rowBytes, k, n)
+			if k < cols {
+				addTail(y, x, dt, wt, rowBytes, rows, cols, k, r, 0, n)
+			}
+		}
+		return
+	}
+
+	tile, maxT := s.tile[F32], s.maxT[F32]
+	block := max(maxT, blockBytes/(4*cols)/maxT*maxT)
+	for p0 := lo; p0 < hi; p0 += panelRows(cols) {
+		p1 := min(p0+panelRows(cols), hi)
+		if hi-p1 < 4 { // a short remainder joins this panel
+			p1 = hi
+		}
+		panel, stride := w.Data[p0*rowBytes:p1*rowBytes], rowBytes
+		if dt != F32 {
+			f := scratch[:(p1-p0)*cols]
+			for r := p0; r < p1; r++ {
+				s.decodeRow(f[(r-p0)*cols:(r-p0+1)*cols], dt, w.RowData(r))
+			}
+			panel, stride = F32Bytes(f), 4*cols
+		}
+		for t0 := 0; t0 < n; t0 += block {
+			t1 := min(t0+block, n)
+			for r0 := p0; r0 < p1; r0 += 4 {
+				r := min(r0, p1-4)
+				wt := panel[(r-p0)*stride:]
+				for t := t0; t < t1; t += maxT {
+					tile(&y[t*rows+r], rows, &x[t*cols], cols, &wt[0], stride, k, min(maxT, t1-t))
+				}
+				if k < cols {
+					addTail(y, x, F32, wt, stride, rows, cols, k, r, t0, t1)
+				}
+			}
+		}
+	}
+}
+
+// addTail adds columns [k, cols) to the dot products of the tile at row r,
+// tokens [t0, t1): the fewer-than-a-vector columns the kernels leave out.
+func addTail(y, x []float32, dt DType, w []byte, stride, rows, cols, k, r, t0, t1 int) {
+	var buf [16]float32
+	tail := buf[:cols-k]
+	for i := range 4 {
+		decodeRowGo(tail, dt, w[i*stride+dt.RowBytes(k):])
+		for t := t0; t < t1; t++ {
+			y[t*rows+r+i] += dotGo(x[t*cols+k:(t+1)*cols], tail)
+		}
+	}
+}

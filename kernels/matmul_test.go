@@ -1,0 +1,177 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// randFloats returns n values uniform in [-1, 1).
+func randFloats(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = 2*rng.Float32() - 1
+	}
+	return v
+}
+
+// randMatrix returns a rows x cols matrix of random values stored as dt.
+func randMatrix(rng *rand.Rand, dt DType, rows, cols int) Matrix {
+	data := EncodeRow(nil, dt, randFloats(rng, rows*cols))
+	return Matrix{DType: dt, Rows: rows, Cols: cols, Data: data}
+}
+
+// checkMatMul runs p.MatMul and MatMulRef on random activations and
+// compares them within 1e-5 of Σ|x||w| for each output. It also checks
+// that MatMul writes every output and nothing past them.
+func checkMatMul(t *testing.T, p *Pool, rng *rand.Rand, w Matrix, n int) {
+	t.Helper()
+	x := randFloats(rng, n*w.Cols)
+	got := make([]float32, n*w.Rows+3)
+	for i := range got {
+		got[i] = float32(math.NaN())
+	}
+	want := make([]float32, n*w.Rows)
+	p.MatMul(got, x, w, n)
+	MatMulRef(want, x, w, n)
+
+	for _, v := range got[n*w.Rows:] {
+		if !math.IsNaN(float64(v)) {
+			t.Fatalf("%v %dx%d n=%d: MatMul wrote past y[:n*rows]", w.DType, w.Rows, w.Cols, n)
+		}
+	}
+	row := make([]float32, w.Cols)
+	for r := range w.Rows {
+		decodeRowGo(row, w.DType, w.RowData(r))
+		for tok := range n {
+			var bound float64
+			for c, v := range row {
+				bound += math.Abs(float64(x[tok*w.Cols+c]) * float64(v))
+			}
+			g, e := got[tok*w.Rows+r], want[tok*w.Rows+r]
+			if !(math.Abs(float64(g-e)) <= 1e-5*bound+1e-30) {
+				t.Fatalf("%v %dx%d n=%d: y[%d,%d] = %g, want %g (Σ|x||w| = %g)", w.DType, w.Rows, w.Cols, n, tok, r, g, e, bound)
+			}
+		}
+	}
+}
+
+// Token counts: decode tiles (1-9), prefill blocks with ragged ends.
+var matmulTokens = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 64, 130}
+
+func TestMatMulOddShapes(t *testing.T) {
+	rows := []int{1, 2, 3, 4, 5, 7, 9, 13, 67}
+	cols := map[DType][]int{
+		F32:  {1, 5, 8, 15, 16, 17, 31, 33, 64, 100, 577},
+		F16:  {1, 7, 9, 16, 23, 47, 577},
+		BF16: {1, 7, 9, 16, 23, 47, 577},
+		Q8_0: {32, 64, 96, 576},
+	}
+	forEachImpl(t, func(t *testing.T) {
+		for _, threads := range []int{1, 3} {
+			p := NewPool(threads)
+			for _, dt := range []DType{F32, F16, BF16, Q8_0} {
+				rng := rand.New(rand.NewPCG(1, uint64(dt)))
+				for _, c := range cols[dt] {
+					for _, r := range rows {
+						w := randMatrix(rng, dt, r, c)
+						for _, n := range matmulTokens {
+							checkMatMul(t, p, rng, w, n)
+						}
+					}
+				}
+			}
+			p.Close()
+		}
+	})
+}
+
+// TestMatMulModelShapes covers shapes of SmolLM2-135M, whose prefill
+// blocks split 64 or 130 tokens several times.
+func TestMatMulModelShapes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow reference")
+	}
+	forEachImpl(t, func(t *testing.T) {
+		p := NewPool(0)
+		defer p.Close()
+		for _, dt := range []DType{F32, F16, BF16, Q8_0} {
+			rng := rand.New(rand.NewPCG(2, uint64(dt)))
+			for _, shape := range [][2]int{{576, 576}, {1536, 576}, {576, 1536}} {
+				w := randMatrix(rng, dt, shape[0], shape[1])
+				for _, n := range []int{1, 4, 8, 64} {
+					checkMatMul(t, p, rng, w, n)
+				}
+			}
+		}
+	})
+}
+
+func TestMatMulEmpty(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		p := NewPool(2)
+		defer p.Close()
+		y := []float32{1, 2, 3}
+		p.MatMul(y, nil, Matrix{DType: F32, Rows: 3, Cols: 0}, 1)
+		if y[0] != 0 || y[1] != 0 || y[2] != 0 {
+			t.Errorf("MatMul with 0 columns left %v", y)
+		}
+		p.MatMul(nil, make([]float32, 32), Matrix{DType: BF16, Rows: 0, Cols: 8}, 4)
+		p.MatMul(nil, nil, randMatrix(rand.New(rand.NewPCG(3, 3)), F16, 8, 8), 0)
+	})
+}
+
+func TestMatMulRejectsBadInput(t *testing.T) {
+	p := NewPool(1)
+	defer p.Close()
+	w := Matrix{DType: BF16, Rows: 4, Cols: 8, Data: make([]byte, 4*8*2)}
+	for name, f := range map[string]func(){
+		"short x":    func() { p.MatMul(make([]float32, 8), make([]float32, 7), w, 1) },
+		"short y":    func() { p.MatMul(make([]float32, 3), make([]float32, 8), w, 1) },
+		"short data": func() { p.MatMul(make([]float32, 4), make([]float32, 8), Matrix{DType: F32, Rows: 4, Cols: 8, Data: w.Data}, 1) },
+		"q8 cols":    func() { p.MatMul(make([]float32, 4), make([]float32, 8), Matrix{DType: Q8_0, Rows: 1, Cols: 8, Data: w.Data}, 1) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+}
+
+func TestMatMulAllocatesNothing(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		p := NewPool(2)
+		defer p.Close()
+		rng := rand.New(rand.NewPCG(4, 4))
+		for _, dt := range []DType{F32, BF16, Q8_0} {
+			for _, n := range []int{1, 64} {
+				w := randMatrix(rng, dt, 256, 96)
+				x := randFloats(rng, n*w.Cols)
+				y := make([]float32, n*w.Rows)
+				p.MatMul(y, x, w, n) // grows the scratch buffers
+				if a := testing.AllocsPerRun(10, func() { p.MatMul(y, x, w, n) }); a != 0 {
+					t.Errorf("%v n=%d: %v allocations per MatMul", dt, n, a)
+				}
+			}
+		}
+	})
+}
+
+func ExamplePool_MatMul() {
+	p := NewPool(0)
+	defer p.Close()
+	w := NewF32Matrix(2, 3, []float32{
+		1, 0, 0,
+		0, 1, 1,
+	})
+	x := []float32{1, 2, 3} // one token
+	y := make([]float32, 2)
+	p.MatMul(y, x, w, 1)
+	fmt.Println(y)
+	// Output: [1 5]
+}

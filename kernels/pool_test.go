@@ -1,0 +1,85 @@
+package kernels
+
+import (
+	"sync"
+	"testing"
+)
+
+func TestParallelCoversEachIndexOnce(t *testing.T) {
+	for threads := 1; threads <= 5; threads++ {
+		p := NewPool(threads)
+		for n := 0; n <= 40; n++ {
+			for grain := 0; grain <= 7; grain++ {
+				var mu sync.Mutex
+				count := make([]int, n)
+				workers := map[int]bool{}
+				p.Parallel(n, grain, func(worker, lo, hi int) {
+					mu.Lock()
+					defer mu.Unlock()
+					if worker < 0 || worker >= threads || workers[worker] {
+						t.Errorf("threads=%d n=%d grain=%d: worker %d out of range or reused", threads, n, grain, worker)
+					}
+					workers[worker] = true
+					if lo >= hi {
+						t.Errorf("threads=%d n=%d grain=%d: empty chunk [%d,%d)", threads, n, grain, lo, hi)
+					}
+					if g := max(grain, 1); lo%g != 0 || hi != n && (hi-lo)%g != 0 {
+						t.Errorf("threads=%d n=%d grain=%d: chunk [%d,%d) not on the grain", threads, n, grain, lo, hi)
+					}
+					for i := lo; i < hi; i++ {
+						count[i]++
+					}
+				})
+				for i, c := range count {
+					if c != 1 {
+						t.Fatalf("threads=%d n=%d grain=%d: index %d run %d times", threads, n, grain, i, c)
+					}
+				}
+				if len(workers) > threads {
+					t.Errorf("threads=%d n=%d: %d chunks", threads, n, len(workers))
+				}
+			}
+		}
+		p.Close()
+	}
+}
+
+func TestParallelUsesAllThreads(t *testing.T) {
+	p := NewPool(4)
+	defer p.Close()
+	var mu sync.Mutex
+	chunks := 0
+	p.Parallel(100, 1, func(worker, lo, hi int) {
+		mu.Lock()
+		chunks++
+		mu.Unlock()
+	})
+	if chunks != 4 {
+		t.Errorf("100 items on 4 threads ran in %d chunks", chunks)
+	}
+	chunks = 0
+	p.Parallel(2, 1, func(worker, lo, hi int) { // fewer items than threads
+		mu.Lock()
+		chunks++
+		mu.Unlock()
+	})
+	if chunks != 2 {
+		t.Errorf("2 items on 4 threads ran in %d chunks", chunks)
+	}
+}
+
+func TestScratch(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	a := p.Scratch(1, 10)
+	if len(a) != 10 {
+		t.Fatalf("len %d", len(a))
+	}
+	a[0] = 7
+	if b := p.Scratch(1, 5); len(b) != 5 || b[0] != 7 {
+		t.Errorf("Scratch did not reuse the buffer")
+	}
+	if c := p.Scratch(0, 5); &c[0] == &a[0] {
+		t.Errorf("workers share a scratch buffer")
+	}
+}
