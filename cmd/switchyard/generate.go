@@ -200,8 +200,15 @@ func readBatch(path string, defaults engine.SamplingParams, ignoreEOS bool,
 		return nil, fmt.Errorf("generate: %w", err)
 	}
 	defer f.Close()
+	return parseBatch(f, path, defaults, ignoreEOS, loadAdapter, encode)
+}
+
+// parseBatch reads JSONL requests from r; name labels errors.
+func parseBatch(r io.Reader, path string, defaults engine.SamplingParams, ignoreEOS bool,
+	loadAdapter func(string) (*lora.Adapter, error), encode func(string) ([]int, error)) ([]engine.Request, error) {
 	var reqs []engine.Request
-	sc := bufio.NewScanner(f)
+	var err error
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for line := 1; sc.Scan(); line++ {
 		text := strings.TrimSpace(sc.Text())
