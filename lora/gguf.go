@@ -33,7 +33,12 @@ func LoadGGUF(path string, cfg *model.Config) (*Adapter, error) {
 		return nil, &Error{Path: path, Err: err}
 	}
 	defer f.Close()
+	return loadGGUF(strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)), path, f, cfg)
+}
 
+// loadGGUF builds the adapter called name from the parsed file f; path
+// names it in errors. LoadGGUF and LoadFiles share it.
+func loadGGUF(name, path string, f *gguf.File, cfg *model.Config) (*Adapter, error) {
 	if t, _ := f.String("general.type"); t != "adapter" {
 		return nil, &Error{Path: path, Detail: fmt.Sprintf("general.type is %q, want \"adapter\" (is this a base model?)", t), Err: ErrFormat}
 	}
@@ -128,7 +133,6 @@ func LoadGGUF(path string, cfg *model.Config) (*Adapter, error) {
 	if !found {
 		return nil, &Error{Path: path, Detail: "no LoRA tensors", Err: ErrFormat}
 	}
-	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	a := build(name, path, nil, layers)
 	if err := a.Validate(cfg); err != nil {
 		return nil, err

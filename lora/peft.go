@@ -51,7 +51,13 @@ func LoadPEFT(dir string, cfg *model.Config) (*Adapter, error) {
 		return nil, &Error{Path: path, Err: err}
 	}
 	defer f.Close()
+	return loadPEFT(filepath.Base(filepath.Clean(dir)), dir, path, conf, f, cfg)
+}
 
+// loadPEFT builds the adapter called name from its parsed configuration
+// and weights; dir and path (the weights file) name it in errors. LoadPEFT
+// and LoadFiles share it.
+func loadPEFT(name, dir, path string, conf *peft.Config, f *safetensors.File, cfg *model.Config) (*Adapter, error) {
 	layers := make([][model.NumModules]loadPair, cfg.Layers)
 	for _, key := range f.Names() {
 		layer, m, isB, err := parsePEFTKey(key, cfg)
@@ -123,7 +129,7 @@ func LoadPEFT(dir string, cfg *model.Config) (*Adapter, error) {
 	if !found {
 		return nil, &Error{Path: path, Detail: "no LoRA tensors", Err: ErrFormat}
 	}
-	a := build(filepath.Base(filepath.Clean(dir)), dir, conf, layers)
+	a := build(name, dir, conf, layers)
 	if err := a.Validate(cfg); err != nil {
 		return nil, err
 	}
