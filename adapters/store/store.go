@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -108,4 +110,9 @@ func orEnv(o *Options) *Options {
 		return OptionsFromEnv()
 	}
 	return o
+}
+
+// sortInfos sorts objects by name, as List returns them.
+func sortInfos(infos []ObjectInfo) {
+	slices.SortFunc(infos, func(a, b ObjectInfo) int { return strings.Compare(a.Name, b.Name) })
 }
