@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/switchyard-ai/switchyard/internal/fsutil"
 )
 
 // File is an open GGUF file.
@@ -47,13 +49,13 @@ func (ti TensorInfo) TypeName() string { return TypeName(ti.Type) }
 // Open maps the GGUF file at path into memory and validates it; see the
 // package documentation. The file must not be truncated while it is open.
 func Open(path string) (*File, error) {
-	b, err := mapFile(path)
+	b, err := fsutil.MapFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)
 	}
 	f, err := parse(path, b)
 	if err != nil {
-		unmapFile(b)
+		fsutil.UnmapFile(b)
 		return nil, err
 	}
 	f.mapped = true
@@ -76,7 +78,7 @@ func (f *File) Close() error {
 	if !f.mapped {
 		return nil
 	}
-	if err := unmapFile(b); err != nil {
+	if err := fsutil.UnmapFile(b); err != nil {
 		return fmt.Errorf("gguf: %s: %w", f.path, err)
 	}
 	return nil

@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 
+	"github.com/switchyard-ai/switchyard/internal/fsutil"
 	"github.com/switchyard-ai/switchyard/kernels"
 )
 
@@ -231,40 +230,15 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 // writes a temporary file in the same directory, syncs it, renames it over
 // path and syncs the directory, so that path holds either its old content
 // or the complete new file, even after a crash. The file gets mode 0644.
-func (w *Writer) WriteFile(path string) (err error) {
+func (w *Writer) WriteFile(path string) error {
 	if _, err := w.alignment(); err != nil {
 		return err
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return fmt.Errorf("gguf: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := w.WriteTo(tmp); err != nil {
+	err := fsutil.WriteFileAtomic(path, func(out io.Writer) error {
+		_, err := w.WriteTo(out)
 		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("gguf: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("gguf: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("gguf: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("gguf: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("gguf: %w", err)
 	}
 	return nil

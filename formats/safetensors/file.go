@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/switchyard-ai/switchyard/internal/fsutil"
 )
 
 // Names of the files Open looks for in a directory, in order.
@@ -56,13 +58,13 @@ func Open(path string) (*File, error) {
 	if strings.HasSuffix(path, ".json") {
 		return openIndex(path)
 	}
-	b, err := mapFile(path)
+	b, err := fsutil.MapFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %w", err)
 	}
 	f, err := parse(path, b)
 	if err != nil {
-		unmapFile(b)
+		fsutil.UnmapFile(b)
 		return nil, err
 	}
 	f.mapped = [][]byte{b}
@@ -118,7 +120,7 @@ func openIndex(path string) (*File, error) {
 			continue
 		}
 		sp := filepath.Join(dir, shard)
-		b, err := mapFile(sp)
+		b, err := fsutil.MapFile(sp)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("safetensors: %s: %w", path, err)
@@ -199,7 +201,7 @@ func parseIndex(path string, raw []byte) (*index, error) {
 func (f *File) Close() error {
 	var first error
 	for _, b := range f.mapped {
-		if err := unmapFile(b); err != nil && first == nil {
+		if err := fsutil.UnmapFile(b); err != nil && first == nil {
 			first = fmt.Errorf("safetensors: %s: %w", f.path, err)
 		}
 	}

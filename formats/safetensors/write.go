@@ -9,13 +9,12 @@ import (
 	"maps"
 	"math"
 	"math/bits"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/switchyard-ai/switchyard/internal/fsutil"
 	"github.com/switchyard-ai/switchyard/kernels"
 )
 
@@ -56,7 +55,10 @@ func Write(w io.Writer, tensors []Tensor, metadata map[string]string) error {
 // path and syncs the directory, so that path holds either its old content
 // or the complete new file, even after a crash. The file gets mode 0644.
 func WriteFile(path string, tensors []Tensor, metadata map[string]string) error {
-	return writeFileAtomic(path, func(w io.Writer) error { return Write(w, tensors, metadata) })
+	if err := fsutil.WriteFileAtomic(path, func(w io.Writer) error { return Write(w, tensors, metadata) }); err != nil {
+		return fmt.Errorf("safetensors: %w", err)
+	}
+	return nil
 }
 
 // encodeHeader validates tensors and metadata and returns the padded JSON
@@ -182,42 +184,4 @@ func appendJSONString(b []byte, s string) []byte {
 		}
 	}
 	return append(b, '"')
-}
-
-// writeFileAtomic creates path with the bytes write produces, through a
-// synced temporary file renamed into place, then syncs the directory.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := write(tmp); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	return nil
 }

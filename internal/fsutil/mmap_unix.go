@@ -1,6 +1,6 @@
 //go:build unix
 
-package safetensors
+package fsutil
 
 import (
 	"fmt"
@@ -9,8 +9,8 @@ import (
 	"syscall"
 )
 
-// mapFile maps the file at path read-only into memory.
-func mapFile(path string) ([]byte, error) {
+// MapFile maps the file at path read-only into memory.
+func MapFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -37,16 +37,16 @@ func mapFile(path string) ([]byte, error) {
 	return b, nil
 }
 
-// unmapFile releases a mapping made by mapFile.
-func unmapFile(b []byte) error {
+// UnmapFile releases a mapping made by MapFile.
+func UnmapFile(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
 	return syscall.Munmap(b)
 }
 
-// syncDir flushes the directory entry changes of dir to disk.
-func syncDir(dir string) error {
+// SyncDir flushes the directory entry changes of dir to disk.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
