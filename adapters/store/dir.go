@@ -26,6 +26,8 @@ const tmpPrefix = ".switchyard-tmp-"
 // and never a partial one; no file locks are taken. Every operation goes
 // through os.Root, so no name, not even through a symbolic link, reaches
 // outside the root; such a name gets an error wrapping ErrBadName.
+// Symbolic links are followed when they are relative and stay inside the
+// root; os.Root treats every absolute link as leaving it.
 //
 // ETag is the file's modification time and size in hex, which changes
 // whenever Put replaces the file.
@@ -91,13 +93,15 @@ func (d *Dir) fail(name string, err error) error {
 }
 
 // escapes reports whether err is os.Root refusing a path that leaves the
-// root (through ".." in a symbolic link's target, or an absolute one).
-// The os package does not export that error, so its text is matched.
+// root (through ".." or an absolute target in a symbolic link). The os
+// package does not export that error, so its text is matched.
 func escapes(err error) bool {
-	var pe *fs.PathError
-	var le *os.LinkError
-	return errors.As(err, &pe) && pe.Err.Error() == "path escapes from parent" ||
-		errors.As(err, &le) && le.Err.Error() == "path escapes from parent"
+	for ; err != nil; err = errors.Unwrap(err) {
+		if err.Error() == "path escapes from parent" {
+			return true
+		}
+	}
+	return false
 }
 
 // Get opens the named file.

@@ -2,10 +2,10 @@ package store
 
 import (
 	"context"
-	"path"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strings"
 )
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // exactReader yields exactly size bytes of r. It fails with an error
@@ -97,4 +98,36 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// guardReader lets an upload read r until detach, then never again. An
+// HTTP transport may go on reading a request body after the request has
+// failed; detaching makes sure the caller's reader is left alone once
+// Put returns, and reports the reader's own error, if any.
+type guardReader struct {
+	mu       sync.Mutex
+	r        io.Reader
+	err      error // the first error other than io.EOF that r returned
+	detached bool
+}
+
+func (g *guardReader) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.detached {
+		return 0, errors.New("store: upload body read after Put returned")
+	}
+	n, err := g.r.Read(p)
+	if err != nil && err != io.EOF && g.err == nil {
+		g.err = err
+	}
+	return n, err
+}
+
+// detach stops further reads and returns the reader's error.
+func (g *guardReader) detach() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.detached = true
+	return g.err
 }

@@ -48,7 +48,7 @@ type S3 struct {
 func NewS3(ctx context.Context, endpoint, bucket string, opts *Options) (*S3, error) {
 	opts = orEnv(opts)
 	uri := "s3://" + bucket
-	if err := s3utils.CheckValidBucketName(bucket); err != nil {
+	if err := s3utils.CheckValidBucketNameStrict(bucket); err != nil {
 		return nil, fmt.Errorf("store: %s: %w: %v", uri, ErrBadName, err)
 	}
 	if endpoint == "" {
@@ -165,10 +165,20 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, size int64) erro
 	if err := ValidName(name); err != nil {
 		return err
 	}
-	_, err := s.client.PutObject(ctx, s.bucket, name, newExactReader(r, size), size, minio.PutObjectOptions{
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: %s/%s: %w", s.uri, name, err)
+	}
+	g := &guardReader{r: newExactReader(r, size)}
+	_, err := s.client.PutObject(ctx, s.bucket, name, g, size, minio.PutObjectOptions{
 		ContentType: "application/octet-stream",
 	})
+	readErr := g.detach()
 	if err != nil {
+		if readErr != nil {
+			// The upload failed because of the reader; say so
+			// rather than how the server took the aborted request.
+			return fmt.Errorf("store: %s/%s: put: %w", s.uri, name, readErr)
+		}
 		return s.fail(name, err)
 	}
 	return nil
@@ -191,6 +201,9 @@ func (s *S3) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 	if err := validPrefix(prefix); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: list %s: %w", s.uri, prefix, err)
+	}
 	var out []ObjectInfo
 	for o := range s.client.ListObjectsIter(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if o.Err != nil {
@@ -200,6 +213,9 @@ func (s *S3) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 			continue
 		}
 		out = append(out, ObjectInfo{Name: o.Key, Size: o.Size, ModTime: o.LastModified, ETag: o.ETag})
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: list %s: %w", s.uri, prefix, err)
 	}
 	sortInfos(out)
 	return out, nil
