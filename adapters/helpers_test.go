@@ -22,6 +22,9 @@ import (
 	"github.com/switchyard-ai/switchyard/model"
 )
 
+// bytesReader returns a reader of b.
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
 // quietLogger discards the warnings that tests provoke on purpose.
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 

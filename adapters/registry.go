@@ -656,19 +656,41 @@ func (r *Registry) Delete(ctx context.Context, ref string) error {
 func (r *Registry) Fetch(ctx context.Context, v *Version) (Files, error) {
 	files := make(Files, len(v.Files))
 	for _, f := range v.Files {
-		b, err := readObject(ctx, r.blobs, r.blobName(f.SHA256), -1, f.Size)
+		b, err := r.readBlob(ctx, f)
 		if err != nil {
-			if errors.Is(err, ErrInvalid) {
-				err = fmt.Errorf("%w: %s is larger than recorded", ErrChecksum, f.Name)
-			}
-			return nil, fmt.Errorf("adapters: fetch %s: %s: %w", v.Key(), f.Name, err)
-		}
-		if err := checkBlob(f, b); err != nil {
 			return nil, fmt.Errorf("adapters: fetch %s: %w", v.Key(), err)
 		}
 		files[f.Name] = b
 	}
 	return files, nil
+}
+
+// readBlob reads the blob of f, hashing it as it arrives (while each
+// chunk is still in the CPU's cache), and checks its size and SHA-256;
+// the error wraps ErrChecksum when they differ from f's.
+func (r *Registry) readBlob(ctx context.Context, f File) ([]byte, error) {
+	body, err := r.blobs.Get(ctx, r.blobName(f.SHA256))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name, err)
+	}
+	defer body.Close()
+	h := sha256.New()
+	b := make([]byte, f.Size+1) // one more, to see a blob that grew
+	n, err := io.ReadFull(io.TeeReader(body, h), b)
+	switch {
+	case err == nil:
+		return nil, fmt.Errorf("%w: %s is larger than the %d bytes recorded", ErrChecksum, f.Name, f.Size)
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+	default:
+		return nil, fmt.Errorf("%s: %w", f.Name, err)
+	}
+	if int64(n) != f.Size {
+		return nil, fmt.Errorf("%w: %s is %d bytes, want %d", ErrChecksum, f.Name, n, f.Size)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != f.SHA256 {
+		return nil, fmt.Errorf("%w: %s has sha256 %s, want %s", ErrChecksum, f.Name, got, f.SHA256)
+	}
+	return b[:n:n], nil
 }
 
 // Decode turns the files of v into a compute-ready adapter for the base
