@@ -17,8 +17,10 @@ import (
 // size src listed for it. When prefix is the whole name of one object
 // (a single-file adapter such as "dir/lora.gguf"), that object is
 // copied to its base name under dst. A prefix with no objects under it is an error
-// wrapping ErrNotFound. Fetch is how an adapter is materialised on local
-// disk for loading.
+// wrapping ErrNotFound. On error the files already copied stay in dst; to
+// make the whole adapter appear at once, fetch into a temporary directory
+// and rename it. Fetch is how an adapter is materialised on local disk
+// for loading.
 func Fetch(ctx context.Context, src Store, prefix, dst string) (int64, error) {
 	objs, err := src.List(ctx, prefix)
 	if err != nil {

@@ -16,12 +16,23 @@ import (
 // URI as one adapter file (a GGUF LoRA) rather than a directory.
 const singleFileExt = ".gguf"
 
+// hasKnownScheme reports whether uri starts with "scheme:" for a scheme
+// Open understands.
+func hasKnownScheme(uri string) bool {
+	s, _, ok := strings.Cut(uri, ":")
+	switch strings.ToLower(s) {
+	case "file", "s3", "http", "https", "hf":
+		return ok
+	}
+	return false
+}
+
 // IsRegistryName reports whether uri is a plain adapter name for a
 // registry to resolve ("sql-writer") rather than a location: it has no
-// scheme and no "/", and is not "." or "..".
+// scheme and no "/" or backslash, and is not "." or "..".
 func IsRegistryName(uri string) bool {
-	return uri != "" && uri != "." && uri != ".." &&
-		!strings.Contains(uri, "/") && !strings.Contains(uri, "://") && !strings.ContainsRune(uri, '\\')
+	return uri != "" && uri != "." && uri != ".." && !hasKnownScheme(uri) &&
+		!strings.ContainsAny(uri, "/\\")
 }
 
 // Open parses an adapter URI and returns the store that holds the
@@ -67,6 +78,9 @@ func open(ctx context.Context, uri string, opts *Options) (Store, string, error)
 		}
 	}
 	scheme, rest, hasScheme := strings.Cut(uri, "://")
+	if !hasScheme && hasKnownScheme(uri) {
+		return nil, "", bad("want %s://...", uri[:strings.IndexByte(uri, ':')])
+	}
 	if !hasScheme {
 		if IsRegistryName(uri) {
 			return nil, "", bad("a registry name, not a location (use ./%s for a directory)", uri)
