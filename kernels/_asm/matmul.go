@@ -10,28 +10,29 @@ import (
 
 // maxTokens is the largest token count one tile kernel call handles: the
 // register budget. A tile of 4 rows x T tokens keeps 4T accumulators, T
-// activation vectors, one weight vector and, for Q8_0, 4 block scales in
-// registers (16 on AVX2, 32 on AVX-512). kernels/simd_amd64.go repeats
-// these numbers.
+// activation vectors (AVX2 Q8_0: T block sums), one weight vector and, for
+// Q8_0, the block scales in registers (16 on AVX2, 32 on AVX-512).
+// kernels/simd_amd64.go repeats these numbers.
 func maxTokens(v isa, dt dtype) int {
 	switch {
 	case v == avx2 && dt == q8:
-		return 2 // 8 acc + 2 x + 1 w + 4 scales
+		return 2 // 8 acc + 2 sums + 1 w + 1 scale
 	case v == avx2:
 		return 3 // 12 acc + 3 x + 1 w
 	case dt == f32:
 		return 6 // 24 acc + 6 x + 1 w: the prefill kernel
 	default:
-		return 4 // 16 acc + 4 x + 1 w + 4 scales
+		return 4 // 16 acc + 4 x + 1 w (+ 4 scales)
 	}
 }
 
 // genTile emits tile<DType><ISA>, the matmul micro-kernel: 4 weight rows
 // times nt tokens, dot products along the columns.
 //
-// Register layout, with T = maxTokens: x vectors in V0..V(T-1), the
-// converted weight vector in V(T), Q8_0 scales in V(T+1)..V(T+4), and the
-// accumulator of row r, token t in V(base + 4t + r), base = regs - 4T.
+// Register layout, with T = maxTokens: x vectors (AVX2 Q8_0: block sums)
+// in V0..V(T-1), the converted weight vector in V(T), the Q8_0 scales in
+// V(T+1).., and the accumulator of row r, token t in V(base + 4t + r),
+// base = regs - 4T.
 func genTile(v isa, dt dtype) {
 	maxT := maxTokens(v, dt)
 	regs := 16
@@ -105,22 +106,17 @@ func genTile(v isa, dt dtype) {
 					VFMADD231PS(v.vec(t), wv, v.vec(acc(r, t)))
 				}
 			}
+		} else {
+			q := q8Tile{v: v, T: T, maxT: maxT, xt: xt, wr: wr, c: c, wo: wo, acc: acc}
+			if v == avx2 {
+				q.blockSums()
+			} else {
+				q.scaled()
+			}
+		}
+		if dt != q8 {
 			ADDQ(U32(v.lanes), c)
 		} else {
-			for r := range 4 {
-				v.loadScale(Mem{Base: wr[r], Index: wo, Scale: 1}, maxT, v.vec(maxT+1+r))
-			}
-			for j := 0; j < q8Block/v.lanes; j++ {
-				for t := range T {
-					VMOVUPS(Mem{Base: xt[t], Index: c, Scale: 4, Disp: 4 * v.lanes * j}, v.vec(t))
-				}
-				for r := range 4 {
-					v.loadQ8(Mem{Base: wr[r], Index: wo, Scale: 1, Disp: 2 + v.lanes*j}, v.vec(maxT+1+r), wv)
-					for t := range T {
-						VFMADD231PS(v.vec(t), wv, v.vec(acc(r, t)))
-					}
-				}
-			}
 			ADDQ(U32(q8Block), c)
 			ADDQ(U32(q8BlockBytes), wo)
 		}
@@ -191,4 +187,62 @@ func genDecode(v isa, dt dtype) {
 	Label("done")
 	VZEROUPPER()
 	RET()
+}
+
+// q8Tile is the state of one Q8_0 tile body: the registers of genTile.
+type q8Tile struct {
+	v       isa
+	T, maxT int
+	xt      []reg.Register   // token rows
+	wr      [4]reg.GPVirtual // weight rows
+	c, wo   reg.GPVirtual    // column; byte offset of the block in a row
+	acc     func(r, t int) int
+}
+
+// blockSums does one Q8_0 block row by row: p[t] = Σ q·x over the block,
+// x read from L1, then acc[r][t] += d_r·p[t]. It multiplies by the scale
+// once per block rather than once per vector. On a Xeon this ran Q8_0
+// decode 10% faster with AVX2 but 20% slower with AVX-512, whose blocks
+// are only 2 vectors long, so AVX-512 uses scaled.
+func (q q8Tile) blockSums() {
+	v, wv, scale := q.v, q.v.vec(q.maxT), q.v.vec(q.maxT+1)
+	for r := range 4 {
+		v.loadScale(Mem{Base: q.wr[r], Index: q.wo, Scale: 1}, q.maxT, scale)
+		for j := 0; j < q8Block/v.lanes; j++ {
+			VPMOVSXBD(Mem{Base: q.wr[r], Index: q.wo, Scale: 1, Disp: 2 + v.lanes*j}, wv)
+			VCVTDQ2PS(wv, wv)
+			for t := range q.T {
+				xm := Mem{Base: q.xt[t], Index: q.c, Scale: 4, Disp: 4 * v.lanes * j}
+				if j == 0 {
+					VMULPS(xm, wv, v.vec(t))
+				} else {
+					VFMADD231PS(xm, wv, v.vec(t))
+				}
+			}
+		}
+		for t := range q.T {
+			VFMADD231PS(scale, v.vec(t), v.vec(q.acc(r, t)))
+		}
+	}
+}
+
+// scaled does one Q8_0 block like the other types: each weight vector is
+// converted and multiplied by its row's scale (d·q, as DecodeRow does),
+// the 4 scales staying in V(maxT+1)..V(maxT+4).
+func (q q8Tile) scaled() {
+	v, wv := q.v, q.v.vec(q.maxT)
+	for r := range 4 {
+		v.loadScale(Mem{Base: q.wr[r], Index: q.wo, Scale: 1}, q.maxT, v.vec(q.maxT+1+r))
+	}
+	for j := 0; j < q8Block/v.lanes; j++ {
+		for t := range q.T {
+			VMOVUPS(Mem{Base: q.xt[t], Index: q.c, Scale: 4, Disp: 4 * v.lanes * j}, v.vec(t))
+		}
+		for r := range 4 {
+			v.loadQ8(Mem{Base: q.wr[r], Index: q.wo, Scale: 1, Disp: 2 + v.lanes*j}, v.vec(q.maxT+1+r), wv)
+			for t := range q.T {
+				VFMADD231PS(v.vec(t), wv, v.vec(q.acc(r, t)))
+			}
+		}
+	}
 }
