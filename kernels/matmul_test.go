@@ -125,20 +125,25 @@ func TestMatMulEmpty(t *testing.T) {
 func TestMatMulRejectsBadInput(t *testing.T) {
 	p := NewPool(1)
 	defer p.Close()
-	w := Matrix{DType: BF16, Rows: 4, Cols: 8, Data: make([]byte, 4*8*2)}
-	for name, f := range map[string]func(){
-		"short x":    func() { p.MatMul(make([]float32, 8), make([]float32, 7), w, 1) },
-		"short y":    func() { p.MatMul(make([]float32, 3), make([]float32, 8), w, 1) },
-		"short data": func() { p.MatMul(make([]float32, 4), make([]float32, 8), Matrix{DType: F32, Rows: 4, Cols: 8, Data: w.Data}, 1) },
-		"q8 cols":    func() { p.MatMul(make([]float32, 4), make([]float32, 8), Matrix{DType: Q8_0, Rows: 1, Cols: 8, Data: w.Data}, 1) },
+	bf16 := Matrix{DType: BF16, Rows: 4, Cols: 8, Data: make([]byte, 4*8*2)}
+	for _, c := range []struct {
+		name string
+		y, x int // lengths
+		w    Matrix
+	}{
+		{"short x", 4, 7, bf16},
+		{"short y", 3, 8, bf16},
+		{"short data", 4, 8, Matrix{DType: F32, Rows: 4, Cols: 8, Data: bf16.Data}},
+		{"q8 cols", 1, 8, Matrix{DType: Q8_0, Rows: 1, Cols: 8, Data: bf16.Data}},
+		{"dtype", 4, 8, Matrix{DType: Q8_0 + 1, Rows: 4, Cols: 8, Data: bf16.Data}},
 	} {
 		func() {
 			defer func() {
 				if recover() == nil {
-					t.Errorf("%s: no panic", name)
+					t.Errorf("%s: no panic", c.name)
 				}
 			}()
-			f()
+			p.MatMul(make([]float32, c.y), make([]float32, c.x), c.w, 1)
 		}()
 	}
 }
