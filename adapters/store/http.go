@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -94,8 +95,9 @@ func (h *HTTP) objectURL(name string) string {
 
 // do sends a request for the named object (for messages) and maps
 // transport errors and error statuses; on success the caller owns the
-// response body.
-func (h *HTTP) do(ctx context.Context, method, u, name string) (*http.Response, error) {
+// response body. With follow false, a redirect is returned as it is
+// instead of being followed.
+func (h *HTTP) do(ctx context.Context, method, u, name string, follow bool) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: %s: %w", h, name, err)
@@ -105,11 +107,17 @@ func (h *HTTP) do(ctx context.Context, method, u, name string) (*http.Response, 
 	if h.token != "" {
 		req.Header.Set("Authorization", "Bearer "+h.token)
 	}
-	resp, err := h.client.Do(req)
+	client := h.client
+	if !follow {
+		c := *h.client
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		client = &c
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, h.netError(name, err)
 	}
-	if resp.StatusCode/100 == 2 {
+	if resp.StatusCode/100 == 2 || !follow && resp.StatusCode/100 == 3 {
 		return resp, nil
 	}
 	defer resp.Body.Close()
@@ -180,7 +188,7 @@ func (h *HTTP) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	if err := h.check(name); err != nil {
 		return nil, err
 	}
-	resp, err := h.do(ctx, http.MethodGet, h.objectURL(name), name)
+	resp, err := h.do(ctx, http.MethodGet, h.objectURL(name), name, true)
 	if err != nil {
 		return nil, err
 	}
@@ -214,16 +222,30 @@ func (h *HTTP) Delete(ctx context.Context, name string) error {
 
 // Stat sends a HEAD request for the named file. Size is the
 // Content-Length (-1 when the server does not say), ModTime the
-// Last-Modified time and ETag the ETag without quotes.
+// Last-Modified time and ETag the ETag without quotes. For a hub
+// repository, a redirect that carries X-Linked-Size and X-Linked-Etag
+// (the hub's answer for a file stored in LFS or Xet) is read without
+// following it: the CDN's signed URL may accept GET only.
 func (h *HTTP) Stat(ctx context.Context, name string) (ObjectInfo, error) {
 	if err := h.check(name); err != nil {
 		return ObjectInfo{}, err
 	}
-	resp, err := h.do(ctx, http.MethodHead, h.objectURL(name), name)
+	u := h.objectURL(name)
+	resp, err := h.do(ctx, http.MethodHead, u, name, h.hub == nil)
 	if err != nil {
 		return ObjectInfo{}, err
 	}
 	resp.Body.Close()
+	if resp.StatusCode/100 == 3 {
+		size, err := strconv.ParseInt(resp.Header.Get("X-Linked-Size"), 10, 64)
+		if err == nil && size >= 0 {
+			return ObjectInfo{Name: name, Size: size, ETag: unquoteETag(resp.Header.Get("X-Linked-Etag"))}, nil
+		}
+		if resp, err = h.do(ctx, http.MethodHead, u, name, true); err != nil {
+			return ObjectInfo{}, err
+		}
+		resp.Body.Close()
+	}
 	info := ObjectInfo{Name: name, Size: resp.ContentLength, ETag: unquoteETag(resp.Header.Get("ETag"))}
 	if t, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
 		info.ModTime = t

@@ -20,7 +20,9 @@ import (
 //
 //	GET /api/models/{org}/{repo}/tree/{revision}[/{path}]?recursive=true&cursor=N
 //	GET|HEAD /{org}/{repo}/resolve/{revision}/{path}
-//	GET|HEAD /cdn/{sha256}    (where resolve redirects .safetensors files, as the hub does with LFS files)
+//	GET /cdn/{sha256}         (where resolve redirects .safetensors files, as the hub does with LFS
+//	                          files, with X-Linked-Size and X-Linked-Etag; HEAD is refused as
+//	                          signed CDN URLs do)
 //	GET|HEAD /plain/{path}    (revision main of org/repo as a plain file server)
 //
 // Revisions are path-escaped ("refs%2Fpr%2F1"). The tree API returns
@@ -63,6 +65,11 @@ func (h *fakeHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case segs[0] == "cdn" && len(segs) == 2:
+		if r.Method != http.MethodGet {
+			// Like a signed CDN URL, made for GET only.
+			http.Error(w, "signature does not match", http.StatusForbidden)
+			return
+		}
 		data, ok := h.blobs[segs[1]]
 		if !ok {
 			http.NotFound(w, r)
@@ -127,6 +134,8 @@ func (h *fakeHub) serveFile(w http.ResponseWriter, r *http.Request, repo, rev, p
 	}
 	sum := sha256.Sum256(data)
 	if redirect && strings.HasSuffix(p, ".safetensors") {
+		w.Header().Set("X-Linked-Size", strconv.Itoa(len(data)))
+		w.Header().Set("X-Linked-Etag", `"`+hex.EncodeToString(sum[:])+`"`)
 		http.Redirect(w, r, h.srv.URL+"/cdn/"+hex.EncodeToString(sum[:]), http.StatusFound)
 		return
 	}
