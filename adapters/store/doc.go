@@ -37,18 +37,25 @@
 //	hf://org/repo[@revision][/subdir]  hub repo at revision (default
 //	                                   "main"), prefix "subdir/"
 //
+// A URI whose last segment is a file (a GGUF LoRA such as
+// s3://bucket/loras/style.gguf) gives its whole object name as the
+// prefix, with no trailing "/".
 // A file:// path is cleaned (so "/a/b/../c" is "/a/c"); the ".." segments
-// of s3:// and hf:// paths are refused with ErrBadName because object
-// stores have no directories to resolve them against. A plain name with
-// no scheme and no "/" (such as "sql-writer") is a registry name, not a
-// store: Open refuses it with ErrBadName and callers look it up in their
-// registry first (IsRegistryName tells them apart).
+// of s3://, hf:// and http(s):// paths are refused with ErrBadName because
+// object stores have no directories to resolve them against. A plain name
+// with no scheme and no "/" (such as "sql-writer") is a registry name,
+// not a store: Open refuses it with ErrBadName and callers look it up in
+// their registry first (IsRegistryName tells them apart).
+//
+// Nothing in the package reads the environment except OptionsFromEnv,
+// which Open and the New functions call when given nil Options.
 //
 // # Errors
 //
 // Errors wrap the sentinels in errors.go: ErrNotFound, ErrReadOnly,
 // ErrBadName, ErrAuth, ErrUnreachable and ErrShortBody; they name the
-// store's URI and the object.
+// store's URI and the object. A body that ends before the size its store
+// announced is an error from Read, never a short silent read.
 //
 // Fetch copies an adapter's objects into a local directory for loading.
 package store

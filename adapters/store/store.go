@@ -72,9 +72,10 @@ type Options struct {
 	// the hub.
 	HFToken string
 
-	// HTTPClient makes the HTTP(S) and hub requests; nil means a client
-	// with sane connection timeouts. The S3 client uses its Transport
-	// when set.
+	// HTTPClient makes the HTTP(S) and hub requests, and its Transport
+	// carries the S3 requests. nil gives each store its own client with
+	// short connect and response-header timeouts; pass one to share
+	// connections among many stores.
 	HTTPClient *http.Client
 }
 
