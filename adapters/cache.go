@@ -272,6 +272,7 @@ func (c *Cache) shard(ref string) *indexShard {
 	return &c.index[h&(indexShards-1)]
 }
 
+// lookup returns the entry ref is indexed under, or nil.
 func (c *Cache) lookup(ref string) *entry {
 	s := c.shard(ref)
 	s.mu.RLock()
@@ -280,7 +281,7 @@ func (c *Cache) lookup(ref string) *entry {
 	return e
 }
 
-// setIndex points ref at e (nil removes it). c.mu must be held.
+// setIndexLocked points ref at e (nil removes it). c.mu must be held.
 func (c *Cache) setIndexLocked(ref string, e *entry) {
 	s := c.shard(ref)
 	s.mu.Lock()
