@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,7 +11,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,7 +24,8 @@ import (
 //	ReadFile  os.ReadFile of the Dir's file (disk or page cache; allocates)
 //	File      os.Open and io.ReadFull of that file into the reused buffer
 //	Dir       Dir.Get of that file
-//	TCP       the same bytes over one loopback TCP connection
+//	TCP       the same bytes over one loopback TCP connection from a
+//	          server process
 //	HTTP      HTTP.Get from a local net/http server
 //	S3        S3.Get from VersityGW on loopback (skipped with -short)
 //
@@ -66,7 +70,7 @@ func BenchmarkGet(b *testing.B) {
 				}
 			})
 			b.Run("Dir", func(b *testing.B) { benchStoreGet(b, d, buf) })
-			b.Run("TCP", func(b *testing.B) { benchTCP(b, data, buf) })
+			b.Run("TCP", func(b *testing.B) { benchTCP(b, buf, uint64(mb)) })
 			b.Run("HTTP", func(b *testing.B) {
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
@@ -113,36 +117,73 @@ func readExactly(r io.Reader, buf []byte) error {
 	return nil
 }
 
-// benchTCP sends data over one 127.0.0.1 connection per request byte:
-// the floor under any loopback protocol.
-func benchTCP(b *testing.B, data, buf []byte) {
+// tcpServerEnv, when set to "size:seed" in the environment of the test
+// binary, makes TestMain serve randBytes(size, seed) on 127.0.0.1 instead
+// of running tests: benchTCP starts it as a separate process, as
+// VersityGW is, so the raw figure is not starved by sharing the
+// benchmark's process.
+const tcpServerEnv = "SWITCHYARD_STORE_TCP_SERVER"
+
+// serveTCP is the server process: it prints its address, then writes
+// the whole data to each connection for each byte it reads.
+func serveTCP(spec string) {
+	var size int
+	var seed uint64
+	if _, err := fmt.Sscanf(spec, "%d:%d", &size, &seed); err != nil {
+		fmt.Fprintln(os.Stderr, "bad", tcpServerEnv, spec)
+		os.Exit(2)
+	}
+	data := randBytes(size, seed)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(l.Addr())
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			os.Exit(0)
+		}
+		go func() {
+			defer c.Close()
+			var req [1]byte
+			for {
+				if _, err := c.Read(req[:]); err != nil {
+					return
+				}
+				if _, err := c.Write(data); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// benchTCP reads len(buf) bytes per request over one 127.0.0.1
+// connection to a server process: the floor under any loopback protocol.
+func benchTCP(b *testing.B, buf []byte, seed uint64) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d:%d", tcpServerEnv, len(buf), seed))
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		var req [1]byte
-		for {
-			if _, err := c.Read(req[:]); err != nil {
-				return
-			}
-			if _, err := c.Write(data); err != nil {
-				return
-			}
-		}
-	}()
-	c, err := net.Dial("tcp", l.Addr().String())
+	setPdeathsig(cmd)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		b.Fatalf("TCP server process: %v", err)
+	}
+	c, err := net.Dial("tcp", strings.TrimSpace(addr))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	b.SetBytes(int64(len(data)))
+	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
 		if _, err := c.Write([]byte{1}); err != nil {
 			b.Fatal(err)

@@ -76,6 +76,20 @@ func testStore(t *testing.T, s Store) {
 	})
 	testReadStore(t, s, files, "", want)
 
+	t.Run("PrefixIsNotObject", func(t *testing.T) {
+		for _, name := range []string{"a", "a/b", "sp ace"} {
+			if _, err := s.Get(ctx, name); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Get(%q), a prefix of objects: err = %v, want ErrNotFound", name, err)
+			}
+			if _, err := s.Stat(ctx, name); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Stat(%q), a prefix of objects: err = %v, want ErrNotFound", name, err)
+			}
+			if err := s.Delete(ctx, name); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Delete(%q), a prefix of objects: err = %v, want ErrNotFound", name, err)
+			}
+		}
+	})
+
 	t.Run("List", func(t *testing.T) {
 		for _, tc := range []struct {
 			prefix string

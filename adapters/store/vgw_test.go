@@ -44,6 +44,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(tcpServerEnv); spec != "" {
+		serveTCP(spec) // the benchmark's raw TCP server process
+		return
+	}
 	code := m.Run()
 	if vgwServer != nil {
 		vgwServer.stop()
