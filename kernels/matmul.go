@@ -10,7 +10,7 @@ package kernels
 // kernels. The rows of W are split across the pool's workers in tiles of
 // 4, and each row is streamed from memory once for all n tokens, so a
 // batch shares one pass over the weights. MatMul allocates nothing once
-// the pool's scratch buffers have grown to w.Cols.
+// the pool's scratch buffers have grown to fit w.Cols.
 func (p *Pool) MatMul(y, x []float32, w Matrix, n int) {
 	if len(x) < n*w.Cols || len(y) < n*w.Rows {
 		panic("kernels: MatMul buffer too small")
