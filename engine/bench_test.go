@@ -14,32 +14,25 @@ import (
 	"github.com/switchyard-ai/switchyard/model/testmodel"
 )
 
-// benchFiles writes the SmolLM2-135M-shaped random model once per run of
-// the benchmarks, as GGUF (F32, F16, Q8_0) and as a BF16 safetensors dir.
+// benchFiles writes the SmolLM2-135M-shaped random model once (cached
+// across runs in the temp dir), as GGUF (F32, F16, Q8_0) and as a BF16
+// safetensors dir.
 var benchFiles = sync.OnceValues(func() (map[string]string, error) {
 	dir := filepath.Join(os.TempDir(), "switchyard-bench")
-	files := map[string]string{
-		"gguf-f32":         filepath.Join(dir, "smollm2-f32.gguf"),
-		"gguf-f16":         filepath.Join(dir, "smollm2-f16.gguf"),
-		"gguf-q8_0":        filepath.Join(dir, "smollm2-q8_0.gguf"),
-		"safetensors-bf16": filepath.Join(dir, "smollm2-bf16"),
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
 	}
-	dts := map[string]kernels.DType{"gguf-f32": kernels.F32, "gguf-f16": kernels.F16, "gguf-q8_0": kernels.Q8_0, "safetensors-bf16": kernels.BF16}
-	for name, path := range files {
-		if _, err := os.Stat(path); err == nil {
-			continue
-		}
-		var err error
-		if filepath.Ext(path) == ".gguf" {
-			err = testmodel.WriteGGUF(path, testmodel.SmolLM2_135M, dts[name], 1)
-		} else {
-			err = testmodel.WriteHF(path, testmodel.SmolLM2_135M, dts[name], 1)
-		}
-		if err != nil {
+	hf, f16, q8, err := testmodel.WriteSmolLM2Files(dir)
+	if err != nil {
+		return nil, err
+	}
+	f32 := filepath.Join(dir, "smollm2-135m-f32.gguf")
+	if _, err := os.Stat(f32); err != nil {
+		if err := testmodel.WriteGGUF(f32, testmodel.SmolLM2_135M, kernels.F32, testmodel.SmolLM2Seed); err != nil {
 			return nil, err
 		}
 	}
-	return files, nil
+	return map[string]string{"gguf-f32": f32, "gguf-f16": f16, "gguf-q8_0": q8, "safetensors-bf16": hf}, nil
 })
 
 // randomAdapter builds a rank-r adapter on q_proj and v_proj of every
