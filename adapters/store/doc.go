@@ -15,8 +15,9 @@
 //   - S3: a bucket of an S3-compatible server (AWS, MinIO, VersityGW, ...)
 //     through minio-go. PutObject is atomic in S3.
 //   - HTTP: read-only files under a base URL. Plain HTTP cannot list a
-//     directory, so List reports which of the well-known adapter file
-//     names (see WellKnownFiles) exist.
+//     directory, so List reports which of the well-known PEFT file names
+//     (adapter_config.json, adapter_model.safetensors, adapter_model.bin)
+//     exist.
 //   - HTTP made by NewHF: a read-only Hugging Face hub repository at one
 //     revision. List uses the hub's tree API; files come from
 //     {endpoint}/{repo}/resolve/{revision}/{path}.

@@ -13,12 +13,12 @@ import (
 	"time"
 )
 
-// WellKnownFiles are the adapter file names HTTP.List looks for, since
+// wellKnownFiles are the adapter file names HTTP.List looks for, since
 // plain HTTP cannot list a directory: PEFT's config and weights. A
 // pickled adapter_model.bin is listed when it exists so that callers can
 // refuse it by name; loading pickle is unsafe. GGUF adapters have no
 // well-known name and are addressed by their full URL instead.
-var WellKnownFiles = []string{"adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"}
+var wellKnownFiles = [...]string{"adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"}
 
 // Limits on what the HTTP stores read into memory.
 const (
@@ -33,9 +33,11 @@ const (
 // announced: a body that ends early fails with an error wrapping
 // ErrShortBody, never a short silent read.
 //
-// Plain HTTP cannot list, so List returns those of the WellKnownFiles
+// Plain HTTP cannot list, so List returns those of the PEFT file names
+// adapter_config.json, adapter_model.safetensors and adapter_model.bin
 // directly under the prefix's directory that exist (one HEAD each), plus
-// the prefix itself when it names an object. The HTTP that NewHF returns
+// the prefix itself when it names an object (a .gguf file). A listed
+// adapter_model.bin is pickle, which callers should refuse to load. The HTTP that NewHF returns
 // lists through the hub's tree API instead.
 //
 // Status 404 and 410 become errors wrapping ErrNotFound, 401 and 403
@@ -259,7 +261,7 @@ func unquoteETag(s string) string {
 }
 
 // List returns the objects under prefix: from the hub's tree API for a
-// hub repository, otherwise those of the WellKnownFiles in the prefix's
+// hub repository, otherwise those of the well-known PEFT files in the prefix's
 // directory (and the prefix itself when it names a file) that answer a
 // HEAD request.
 func (h *HTTP) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
@@ -277,7 +279,7 @@ func (h *HTTP) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 	if prefix != dir && ValidName(prefix) == nil {
 		names = append(names, prefix)
 	}
-	for _, f := range WellKnownFiles {
+	for _, f := range wellKnownFiles {
 		if n := dir + f; strings.HasPrefix(n, prefix) && n != prefix {
 			names = append(names, n)
 		}
