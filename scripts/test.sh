@@ -14,6 +14,9 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+# The S3 store tests run against a real VersityGW server on 127.0.0.1,
+# built once into the cache dir.
+export SWITCHYARD_VERSITYGW="$(./scripts/versitygw.sh)"
 go test -count=1 ./...
 # The same model and engine tests with the plain Go kernels, so the
 # reference path stays correct too.
