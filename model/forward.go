@@ -38,8 +38,9 @@ type forwardScratch struct {
 	up     []float32 // [n, intermediate]
 	cos    []float32 // RoPE tables per token [n, headDim/2]
 	sin    []float32
-	last   []float32 // normalized rows that need logits [rows, hidden]
-	logits []float32 // [rows, vocab]
+	last   []float32   // normalized rows that need logits [rows, hidden]
+	logits []float32   // [rows, vocab]
+	out    [][]float32 // Forward's result, one slice of logits per sequence
 }
 
 func (m *Model) init(pool *kernels.Pool) {
@@ -64,32 +65,6 @@ func (m *Model) Close() error {
 	}
 	return errors.Join(errs...)
 }
-
-// Cache is one sequence's key/value cache: for every layer, the keys and
-// values of the positions seen so far.
-type Cache struct {
-	K, V [][]float32 // per layer [capacity, kvHeads*headDim]
-	Len  int         // positions filled
-	Cap  int         // positions it can hold
-}
-
-// NewCache returns an empty cache for up to capacity positions (at most
-// the model's context length when that is known).
-func (m *Model) NewCache(capacity int) *Cache {
-	if m.Config.MaxPositions > 0 {
-		capacity = min(capacity, m.Config.MaxPositions)
-	}
-	kv := m.Config.KVHeads * m.Config.HeadDim
-	c := &Cache{K: make([][]float32, m.Config.Layers), V: make([][]float32, m.Config.Layers), Cap: capacity}
-	for l := range c.K {
-		c.K[l] = make([]float32, capacity*kv)
-		c.V[l] = make([]float32, capacity*kv)
-	}
-	return c
-}
-
-// Truncate forgets positions from n on.
-func (c *Cache) Truncate(n int) { c.Len = min(c.Len, max(n, 0)) }
 
 // Seq is one sequence's share of a batch: the tokens it adds at the next
 // positions of its cache.
@@ -168,7 +143,10 @@ func (m *Model) Forward(seqs []Seq, delta Delta) ([][]float32, error) {
 		t += len(s.Tokens)
 	}
 	m.pool.MatMul(sc.logits, sc.last, m.Weights.Head, rows)
-	out := make([][]float32, len(seqs))
+	if cap(sc.out) < len(seqs) {
+		sc.out = make([][]float32, len(seqs))
+	}
+	out := sc.out[:len(seqs)]
 	r = 0
 	for i, s := range seqs {
 		k := 1
@@ -223,11 +201,11 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 	// Append this step's keys and values to each sequence's cache.
 	t := 0
 	for _, s := range seqs {
-		k, v := s.Cache.K[l], s.Cache.V[l]
+		k, v := s.Cache.pool.k[l], s.Cache.pool.v[l]
 		for j := range s.Tokens {
-			p := s.Cache.Len + j
-			copy(k[p*kvDim:(p+1)*kvDim], sc.k[t*kvDim:(t+1)*kvDim])
-			copy(v[p*kvDim:(p+1)*kvDim], sc.v[t*kvDim:(t+1)*kvDim])
+			r := s.Cache.row(s.Cache.Len + j)
+			copy(k[r*kvDim:(r+1)*kvDim], sc.k[t*kvDim:(t+1)*kvDim])
+			copy(v[r*kvDim:(r+1)*kvDim], sc.v[t*kvDim:(t+1)*kvDim])
 			t++
 		}
 	}
@@ -244,7 +222,7 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 			}
 			s := seqs[seq]
 			attendHead(sc.att[t*qDim+h*hd:t*qDim+(h+1)*hd], sc.q[t*qDim+h*hd:t*qDim+(h+1)*hd],
-				s.Cache.K[l], s.Cache.V[l], s.Cache.Len+(t-first)+1, (h/(c.Heads/c.KVHeads))*hd, kvDim, scores)
+				s.Cache, l, s.Cache.Len+(t-first)+1, (h/(c.Heads/c.KVHeads))*hd, scores)
 		}
 	})
 
@@ -253,19 +231,24 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 }
 
 // attendHead computes one head's attention output for one query over the
-// first npos cached positions: out = softmax(q·Kᵀ/√d)·V. off is the head's
-// offset inside a cached row of stride floats.
-func attendHead(out, q, keys, values []float32, npos, off, stride int, scores []float32) {
+// first npos positions of layer l in cache c: out = softmax(q·Kᵀ/√d)·V.
+// off is the head's offset inside a cached row. Rows are found through
+// the cache's block table, position by position.
+func attendHead(out, q []float32, c *Cache, l, npos, off int, scores []float32) {
 	hd := len(q)
+	stride := c.pool.kvDim
+	keys, values := c.pool.k[l], c.pool.v[l]
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	scores = scores[:npos]
 	for p := range npos {
-		scores[p] = kernels.Dot(q, keys[p*stride+off:p*stride+off+hd]) * scale
+		r := c.row(p)*stride + off
+		scores[p] = kernels.Dot(q, keys[r:r+hd]) * scale
 	}
 	kernels.Softmax(scores)
 	clear(out)
 	for p, w := range scores {
-		kernels.Axpy(w, values[p*stride+off:p*stride+off+hd], out)
+		r := c.row(p)*stride + off
+		kernels.Axpy(w, values[r:r+hd], out)
 	}
 }
 

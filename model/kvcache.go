@@ -1,0 +1,131 @@
+package model
+
+// KVPool is a paged key/value store shared by many sequences: every layer's
+// keys and values live in one slab cut into blocks of BlockTokens
+// positions, and each sequence's Cache lists the blocks it holds (its
+// block table). Sequences of any length share the pool without
+// fragmentation, and a finished sequence gives its blocks straight back.
+//
+// A KVPool and its caches are not safe for concurrent use; Forward and the
+// code that grows and frees caches must run on one goroutine.
+type KVPool struct {
+	blockTokens int         // positions per block
+	blocks      int         // blocks in the pool
+	kvDim       int         // floats per position and layer: KVHeads*HeadDim
+	k, v        [][]float32 // per layer [blocks*blockTokens, kvDim]
+	free        []int32     // ids of the free blocks, used as a stack
+}
+
+// KVBlockBytes returns the memory one block of blockTokens positions takes:
+// keys and values of every layer, float32.
+func (m *Model) KVBlockBytes(blockTokens int) int64 {
+	c := &m.Config
+	return int64(2*c.Layers*blockTokens*c.KVHeads*c.HeadDim) * 4
+}
+
+// NewKVPool returns a pool of blocks blocks of blockTokens positions each,
+// all free. It allocates blocks*KVBlockBytes(blockTokens) bytes at once.
+func (m *Model) NewKVPool(blockTokens, blocks int) *KVPool {
+	if blockTokens < 1 || blocks < 0 {
+		panic("model: NewKVPool needs blockTokens >= 1 and blocks >= 0")
+	}
+	c := &m.Config
+	p := &KVPool{
+		blockTokens: blockTokens,
+		blocks:      blocks,
+		kvDim:       c.KVHeads * c.HeadDim,
+		k:           make([][]float32, c.Layers),
+		v:           make([][]float32, c.Layers),
+		free:        make([]int32, blocks),
+	}
+	for l := range p.k {
+		p.k[l] = make([]float32, blocks*blockTokens*p.kvDim)
+		p.v[l] = make([]float32, blocks*blockTokens*p.kvDim)
+	}
+	// Hand out low ids first, which keeps a small pool's memory dense.
+	for i := range p.free {
+		p.free[i] = int32(blocks - 1 - i)
+	}
+	return p
+}
+
+// BlockTokens returns the number of positions per block.
+func (p *KVPool) BlockTokens() int { return p.blockTokens }
+
+// Blocks returns the number of blocks in the pool.
+func (p *KVPool) Blocks() int { return p.blocks }
+
+// FreeBlocks returns the number of blocks no cache holds.
+func (p *KVPool) FreeBlocks() int { return len(p.free) }
+
+// BlocksFor returns the number of blocks that hold n positions.
+func (p *KVPool) BlocksFor(n int) int { return (n + p.blockTokens - 1) / p.blockTokens }
+
+// NewCache returns an empty cache that takes its blocks from p.
+func (p *KVPool) NewCache() *Cache { return &Cache{pool: p} }
+
+// Cache is one sequence's key/value cache: for every layer, the keys and
+// values of the positions seen so far, stored in the blocks of a KVPool.
+// Position pos lives in block blocks[pos/BlockTokens] at row
+// pos%BlockTokens.
+type Cache struct {
+	Len int // positions filled
+	Cap int // positions its blocks hold
+
+	pool   *KVPool
+	blocks []int32 // block table: the pool's block ids, in position order
+}
+
+// NewCache returns an empty cache for up to capacity positions (at most
+// the model's context length when that is known), backed by one private
+// block, so its memory is contiguous as a single sequence's cache was
+// before pooling.
+func (m *Model) NewCache(capacity int) *Cache {
+	if m.Config.MaxPositions > 0 {
+		capacity = min(capacity, m.Config.MaxPositions)
+	}
+	capacity = max(capacity, 0)
+	c := m.NewKVPool(max(capacity, 1), 1).NewCache()
+	if capacity > 0 {
+		c.Grow(capacity)
+	}
+	return c
+}
+
+// Grow makes the cache hold at least n positions, taking blocks from its
+// pool. It reports false, and takes nothing, when the pool has too few
+// free blocks.
+func (c *Cache) Grow(n int) bool {
+	need := c.pool.BlocksFor(n) - len(c.blocks)
+	if need <= 0 {
+		return true
+	}
+	if need > len(c.pool.free) {
+		return false
+	}
+	f := c.pool.free
+	c.blocks = append(c.blocks, f[len(f)-need:]...)
+	c.pool.free = f[:len(f)-need]
+	c.Cap = len(c.blocks) * c.pool.blockTokens
+	return true
+}
+
+// Free gives every block back to the pool and empties the cache; it may
+// grow again afterwards.
+func (c *Cache) Free() {
+	c.pool.free = append(c.pool.free, c.blocks...)
+	c.blocks = c.blocks[:0]
+	c.Len, c.Cap = 0, 0
+}
+
+// Blocks returns the number of blocks the cache holds.
+func (c *Cache) Blocks() int { return len(c.blocks) }
+
+// Truncate forgets positions from n on. It keeps the blocks.
+func (c *Cache) Truncate(n int) { c.Len = min(c.Len, max(n, 0)) }
+
+// row returns the pool row that holds position pos.
+func (c *Cache) row(pos int) int {
+	bt := c.pool.blockTokens
+	return int(c.blocks[pos/bt])*bt + pos%bt
+}
