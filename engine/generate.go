@@ -23,6 +23,16 @@ type Request struct {
 	Adapter   *lora.Adapter
 	Params    SamplingParams
 	IgnoreEOS bool // generate MaxTokens tokens even past an end-of-sequence token
+
+	// Logprobs is the number of most likely alternatives to report with
+	// each generated token's log-probability; 0 reports none. Only the
+	// Scheduler reports log-probabilities.
+	Logprobs int
+
+	// OnDone, if set, is called once when the Scheduler is done with the
+	// request, e.g. to release the adapter's cache handle. Generate does
+	// not call it.
+	OnDone func()
 }
 
 // Finish reasons, as the OpenAI API names them.
