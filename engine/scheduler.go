@@ -81,6 +81,7 @@ type Scheduler struct {
 	wake       chan struct{} // Submit's signal to an idle Run; buffered, 1
 	running    atomic.Int64  // len(run), for Running
 	freeBlocks atomic.Int64  // s.pool.FreeBlocks(), for KVBlocks
+	preempted  atomic.Int64  // preemptions so far, for Preemptions
 
 	// Owned by the Run goroutine.
 	run   []*schedSeq // running sequences, in admission order
@@ -204,10 +205,15 @@ func (s *Scheduler) KVBlocks() (free, total int) {
 	return int(s.freeBlocks.Load()), s.pool.Blocks()
 }
 
+// Preemptions returns the number of times a running sequence was
+// preempted to free KV blocks, for metrics: a steadily growing count
+// means KVBudgetBytes is too small for the load.
+func (s *Scheduler) Preemptions() int64 { return s.preempted.Load() }
+
 // Submit queues a request. The request's Adapter (may be nil) must stay
 // valid until the stream ends. When Submit returns a stream, OnDone (if
 // set) is called exactly once, on the Run goroutine, when the request
-// leaves the scheduler, e.g. to release an adapter cache handle; when it
+// leaves the scheduler (before its final event is sent), e.g. to release an adapter cache handle; when it
 // returns an error, OnDone is not called. Invalid sampling parameters are
 // reported as a *ParamError. req must not be modified until the stream
 // ends.
@@ -468,6 +474,7 @@ func (s *Scheduler) preempt(q *schedSeq) {
 		return
 	}
 	s.log.Debug("engine: preempting sequence", "tokens", len(q.tokens), "running", len(s.run))
+	s.preempted.Add(1)
 	q.cache.Free()
 	q.chunk = 0
 	s.mu.Lock()
@@ -512,8 +519,8 @@ func (s *Scheduler) advance(q *schedSeq, logits []float32) {
 	q.stream.flush(false)
 }
 
-// finish ends q: it frees its blocks, sends the final event, closes its
-// stream and calls OnDone. reason is "" when err is set.
+// finish ends q: it frees its blocks, calls OnDone, sends the final event
+// and closes its stream. reason is "" when err is set.
 func (s *Scheduler) finish(q *schedSeq, reason string, err error) {
 	q.done = true
 	q.cache.Free()
@@ -528,11 +535,13 @@ func (s *Scheduler) finish(q *schedSeq, reason string, err error) {
 	ev.Err = err
 	ev.PromptTokens = q.nPrompt
 	ev.CompletionTokens = len(q.tokens) - q.nPrompt
-	q.stream.flush(true)
-	close(q.stream.ch)
+	// OnDone first, so that a reader who sees the final event knows the
+	// request's resources (its adapter handle) are released.
 	if q.req.OnDone != nil {
 		q.req.OnDone()
 	}
+	q.stream.flush(true)
+	close(q.stream.ch)
 }
 
 // flush sends the pending event if there is room for it, always for the
