@@ -133,9 +133,10 @@ func (o *Options) fill() {
 	}
 }
 
-// Validate reports every hyperparameter that is out of range, after
-// defaults are filled in, as one error.
-func (o *Options) Validate() error {
+// Validate reports every hyperparameter that is out of range, with
+// defaults filled in for zero values, as one error.
+func (o Options) Validate() error {
+	o.fill()
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
