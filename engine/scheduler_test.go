@@ -471,3 +471,68 @@ func TestSchedulerLogprobs(t *testing.T) {
 		}
 	}
 }
+
+// TestSchedulerSlowReader reads a stream only after the request is done:
+// the scheduler must not block on it, and the events, coalesced once the
+// channel filled, must still carry every token.
+func TestSchedulerSlowReader(t *testing.T) {
+	c := loadCase(t, "stories260K_hf")
+	s := start(t, c, engine.SchedulerOptions{})
+	prompt, greedy := c.fx.Prompts[1], c.fx.Base.Greedy[1]
+	var done atomic.Int32
+	st, err := s.Submit(context.Background(), &engine.Request{Prompt: prompt, Params: greedyParams(len(greedy)),
+		IgnoreEOS: true, Logprobs: 1, OnDone: func() { done.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second request must keep running while the first is unread.
+	other := newJob("other", c.fx.Prompts[2], nil, c.fx.Base.Greedy[2])
+	runJobs(t, s, []*job{other})
+	for done.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	o := collect(t, st)
+	if !slices.Equal(o.ids, greedy) || len(o.logprobs) != len(greedy) {
+		t.Errorf("greedy\n got %v (%d logprobs)\nwant %v", o.ids, len(o.logprobs), greedy)
+	}
+	if o.events >= len(greedy) {
+		t.Errorf("%d events for %d tokens: nothing was coalesced", o.events, len(greedy))
+	}
+}
+
+// TestSchedulerPoolExhausted runs requests with no token limit on a KV
+// cache too small for any of them to reach the context length: they
+// preempt one another until each runs alone and ends with "length" when
+// the whole pool is full, without deadlock.
+func TestSchedulerPoolExhausted(t *testing.T) {
+	c := loadCase(t, "llama_tiny")
+	const blocks = 10
+	s := start(t, c, engine.SchedulerOptions{KVBlockTokens: 4, KVBudgetBytes: c.m.KVBlockBytes(4) * blocks})
+	var jobs []*job
+	var streams []*engine.Stream
+	for i := range 4 {
+		j := newJob(fmt.Sprint(i), c.fx.Prompts[i%2], nil, nil)
+		j.req.Params.MaxTokens = 0
+		st, err := s.Submit(context.Background(), j.req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs, streams = append(jobs, j), append(streams, st)
+	}
+	for i, st := range streams {
+		o := collect(t, st)
+		if o.last.FinishReason != engine.FinishLength || o.last.Err != nil {
+			t.Errorf("request %d: final event %+v", i, o.last)
+		}
+		if n := o.last.PromptTokens + o.last.CompletionTokens; n != blocks*4+1 {
+			t.Errorf("request %d: %d tokens in all, want the pool's %d positions + 1", i, n, blocks*4)
+		}
+		if n := jobs[i].done.Load(); n != 1 {
+			t.Errorf("request %d: OnDone called %d times", i, n)
+		}
+	}
+	if s.Preemptions() == 0 {
+		t.Error("no preemption")
+	}
+	waitIdle(t, s)
+}
