@@ -114,7 +114,7 @@ type schedSeq struct {
 type Stream struct {
 	ch      chan Event
 	pending Event // output not yet sent because ch was full
-	waiting bool  // pending holds something
+	has     bool  // pending holds output
 }
 
 // streamBuffer is the capacity of a stream's channel. Run never blocks on
@@ -414,6 +414,7 @@ func (s *Scheduler) admit() {
 			s.mu.Unlock()
 			return // first come first served: later requests wait too
 		}
+		s.waiting[0] = nil // let a finished request be collected
 		s.waiting = s.waiting[1:]
 		s.mu.Unlock()
 		if tooBig {
@@ -488,7 +489,7 @@ func (s *Scheduler) advance(q *schedSeq, logits []float32) {
 	id := q.sampler.Sample(logits)
 	q.tokens = append(q.tokens, id)
 	ev := &q.stream.pending
-	q.stream.waiting = true
+	q.stream.has = true
 	ev.Tokens = append(ev.Tokens, id)
 	if n := q.req.Logprobs; n > 0 {
 		ev.Logprobs = append(ev.Logprobs, TokenLogprobs{
@@ -525,7 +526,7 @@ func (s *Scheduler) finish(q *schedSeq, reason string, err error) {
 	q.done = true
 	q.cache.Free()
 	ev := &q.stream.pending
-	q.stream.waiting = true
+	q.stream.has = true
 	if err == nil && q.decoder != nil && !q.stops.Stopped() {
 		text, _ := q.stops.Push(q.decoder.Flush())
 		ev.Text += text + q.stops.Flush()
@@ -547,10 +548,10 @@ func (s *Scheduler) finish(q *schedSeq, reason string, err error) {
 // flush sends the pending event if there is room for it, always for the
 // final one: non-final events leave the channel's last slot free.
 func (st *Stream) flush(final bool) {
-	if !st.waiting || !final && len(st.ch) >= cap(st.ch)-1 {
+	if !st.has || !final && len(st.ch) >= cap(st.ch)-1 {
 		return
 	}
 	st.ch <- st.pending
 	st.pending = Event{}
-	st.waiting = false
+	st.has = false
 }

@@ -232,23 +232,27 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 
 // attendHead computes one head's attention output for one query over the
 // first npos positions of layer l in cache c: out = softmax(q·Kᵀ/√d)·V.
-// off is the head's offset inside a cached row. Rows are found through
-// the cache's block table, position by position.
+// off is the head's offset inside a cached row. Positions are visited
+// block by block through the cache's block table; inside a block the
+// rows are consecutive.
 func attendHead(out, q []float32, c *Cache, l, npos, off int, scores []float32) {
-	hd := len(q)
-	stride := c.pool.kvDim
+	hd, bt, stride := len(q), c.pool.blockTokens, c.pool.kvDim
 	keys, values := c.pool.k[l], c.pool.v[l]
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	scores = scores[:npos]
-	for p := range npos {
-		r := c.row(p)*stride + off
-		scores[p] = kernels.Dot(q, keys[r:r+hd]) * scale
+	for b, p := 0, 0; p < npos; b++ {
+		r := int(c.blocks[b])*bt*stride + off // position p's key
+		for end := min(p+bt, npos); p < end; p, r = p+1, r+stride {
+			scores[p] = kernels.Dot(q, keys[r:r+hd]) * scale
+		}
 	}
 	kernels.Softmax(scores)
 	clear(out)
-	for p, w := range scores {
-		r := c.row(p)*stride + off
-		kernels.Axpy(w, values[r:r+hd], out)
+	for b, p := 0, 0; p < npos; b++ {
+		r := int(c.blocks[b])*bt*stride + off
+		for end := min(p+bt, npos); p < end; p, r = p+1, r+stride {
+			kernels.Axpy(scores[p], values[r:r+hd], out)
+		}
 	}
 }
 
