@@ -79,7 +79,9 @@ type Seq struct {
 // returns each sequence's logits: Vocab values for its last token, or
 // len(Tokens)*Vocab with AllLogits. delta (nil for none) adds per-token
 // corrections to every projection; it sees the batch's tokens in the
-// order of seqs. The returned slices are valid until the next call.
+// order of seqs. Each cache must have room for its new positions (see
+// Cache.Grow); caches may share a KVPool. The returned slices are valid
+// until the next call.
 func (m *Model) Forward(seqs []Seq, delta Delta) ([][]float32, error) {
 	c := &m.Config
 	n, rows, maxLen := 0, 0, 0
