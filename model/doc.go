@@ -10,6 +10,11 @@
 // Delta interface, which the lora package implements; the base weights are
 // never modified.
 //
+// Keys and values live in a paged cache: a KVPool of fixed-size blocks
+// shared by all sequences, each Cache holding a block table over it, so
+// memory is bounded and sequences of any length share one budget.
+// NewCache makes a private single-block cache for one-off use.
+//
 // One RoPE convention is used inside: Hugging Face's rotate_half, where
 // dimension j of a head pairs with j + head_dim/2. Checkpoints that store
 // q/k rows interleaved (GGUF files of Llama models) are converted at load.
