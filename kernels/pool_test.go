@@ -83,3 +83,15 @@ func TestScratch(t *testing.T) {
 		t.Errorf("workers share a scratch buffer")
 	}
 }
+
+// BenchmarkParallelOverhead measures one Parallel call with trivial work:
+// the fixed cost every kernel call pays to use both cores.
+func BenchmarkParallelOverhead(b *testing.B) {
+	p := NewPool(0)
+	defer p.Close()
+	var sink [64]int64
+	fn := func(w, lo, hi int) { sink[w*8] += int64(hi - lo) }
+	for b.Loop() {
+		p.Parallel(1024, 1, fn)
+	}
+}
