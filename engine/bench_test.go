@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,28 +33,6 @@ var benchFiles = sync.OnceValues(func() (map[string]string, error) {
 	}
 	return map[string]string{"gguf-f32": f32, "gguf-f16": f16, "gguf-q8_0": q8, "safetensors-bf16": hf}, nil
 })
-
-// randomAdapter builds a rank-r adapter on q_proj and v_proj of every
-// layer with random F32 weights.
-func randomAdapter(cfg *model.Config, r int, seed uint64) *lora.Adapter {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	a := &lora.Adapter{Name: "random", Layers: make([][model.NumModules]*lora.Pair, cfg.Layers)}
-	fill := func(rows, cols int) kernels.Matrix {
-		v := make([]float32, rows*cols)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64() * 0.02)
-		}
-		return kernels.NewF32Matrix(rows, cols, v)
-	}
-	for l := range a.Layers {
-		for _, mod := range []model.Module{model.ModQ, model.ModV} {
-			p := &lora.Pair{A: fill(r, cfg.InDim(mod)), BT: fill(r, cfg.OutDim(mod)), Rank: r, Scale: 2}
-			a.Layers[l][mod] = p
-			a.Bytes += int64(len(p.A.Data) + len(p.BT.Data))
-		}
-	}
-	return a
-}
 
 func loadBench(b *testing.B, kind string) *model.Model {
 	files, err := benchFiles()
@@ -97,7 +74,7 @@ func benchDecode(b *testing.B, m *model.Model, nseq int, mode string) {
 		if mode == "base" {
 			adapters = append(adapters, nil)
 		} else {
-			adapters = append(adapters, randomAdapter(&m.Config, 8, uint64(i)))
+			adapters = append(adapters, lora.Random(&m.Config, 8, []model.Module{model.ModQ, model.ModV}, kernels.BF16, uint64(i)))
 		}
 	}
 	caches := make([]*model.Cache, nseq)
