@@ -24,6 +24,8 @@ const usage = `switchyard: finetune and serve thousands of LoRA variants of one 
 
 Commands:
   generate   generate text with a model and an optional adapter
+  train      finetune a LoRA adapter on a JSONL dataset
+  bench      measure prefill and decode speed, with and without adapters
   train      finetune a LoRA adapter on a JSONL file
 
 Run "switchyard COMMAND -h" for a command's flags.
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runGenerate(ctx, args[1:], stdout, stderr)
 	case "train":
 		return runTrain(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

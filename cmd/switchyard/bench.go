@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/switchyard-ai/switchyard/kernels"
+	"github.com/switchyard-ai/switchyard/lora"
+	"github.com/switchyard-ai/switchyard/model"
+	"github.com/switchyard-ai/switchyard/model/testmodel"
+)
+
+// benchRow is one line of the bench table.
+type benchRow struct {
+	Phase    string  `json:"phase"`    // prefill or decode
+	Seqs     int     `json:"seqs"`     // sequences in the batch
+	Adapters string  `json:"adapters"` // none, one (shared) or distinct (one per sequence)
+	Tokens   int     `json:"tokens"`   // tokens processed
+	TokPerS  float64 `json:"tokens_per_s"`
+	GBPerS   float64 `json:"weight_gb_per_s"` // weight bytes read per second (one pass per step)
+	GFLOPS   float64 `json:"gflop_per_s"`     // 2·params per token, attention excluded
+}
+
+// benchReport is the whole result of switchyard bench.
+type benchReport struct {
+	Model        string     `json:"model"`
+	WeightBytes  int64      `json:"weight_bytes"`
+	Kernels      string     `json:"kernels"`
+	Threads      int        `json:"threads"`
+	StreamGBPerS float64    `json:"machine_stream_read_gb_per_s"`
+	PeakGFLOPS   float64    `json:"machine_f32_matmul_gflop_per_s"`
+	Rows         []benchRow `json:"rows"`
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		modelPath = fs.String("model", "", "model to measure (default: a random SmolLM2-135M-shaped F16 GGUF, written once to the cache dir)")
+		prompt    = fs.Int("prompt-tokens", 512, "prefill tokens per sequence")
+		steps     = fs.Int("decode-steps", 32, "decode steps to time")
+		rank      = fs.Int("rank", 8, "rank of the q_proj+v_proj adapters")
+		threads   = fs.Int("threads", 0, "worker threads (0: one per core)")
+		format    = fs.String("format", "table", "output: table or json")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *format != "table" && *format != "json" {
+		return fmt.Errorf("bench: --format must be table or json, not %q", *format)
+	}
+	if *prompt < 1 || *steps < 1 || *rank < 1 {
+		return fmt.Errorf("bench: --prompt-tokens, --decode-steps and --rank must be positive")
+	}
+	if *modelPath == "" {
+		dir := filepath.Join(cacheDir(), "models")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		fmt.Fprintln(stderr, "bench: preparing the SmolLM2-135M-shaped test model in", dir)
+		_, f16, _, err := testmodel.WriteSmolLM2Files(dir)
+		if err != nil {
+			return err
+		}
+		*modelPath = f16
+	}
+	pool := kernels.NewPool(*threads)
+	defer pool.Close()
+	m, err := model.Load(*modelPath, pool)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	c := &m.Config
+	if c.MaxPositions > 0 && *prompt+*steps > c.MaxPositions {
+		return fmt.Errorf("bench: %d prompt + %d decode tokens exceed the context (%d)", *prompt, *steps, c.MaxPositions)
+	}
+
+	rep := benchReport{Model: *modelPath, WeightBytes: m.Weights.Bytes(), Kernels: kernels.Impl(), Threads: pool.Threads()}
+	rep.StreamGBPerS = measureStream(pool)
+	rep.PeakGFLOPS = measurePeak(pool)
+	params := float64(c.Layers)*float64(c.Hidden*(2*c.Heads*c.HeadDim+2*c.KVHeads*c.HeadDim)+3*c.Hidden*c.Intermediate) + float64(c.Vocab*c.Hidden)
+
+	adapters := make([]*lora.Adapter, 8)
+	for i := range adapters {
+		adapters[i] = lora.Random(c, *rank, []model.Module{model.ModQ, model.ModV}, kernels.BF16, uint64(i+1))
+	}
+	batch := lora.NewBatch(pool)
+	for _, seqs := range []int{1, 8} {
+		for _, mode := range []string{"none", "one", "distinct"} {
+			if seqs == 1 && mode == "distinct" {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			adapterOf := func(i int) *lora.Adapter {
+				switch mode {
+				case "one":
+					return adapters[0]
+				case "distinct":
+					return adapters[i]
+				}
+				return nil
+			}
+			caches := make([]*model.Cache, seqs)
+			seqList := make([]model.Seq, seqs)
+			// Prefill: every sequence's prompt in one batch.
+			batch.Reset()
+			for i := range caches {
+				caches[i] = m.NewCache(*prompt + *steps)
+				p := make([]int, *prompt)
+				for j := range p {
+					p[j] = (i*131 + j*31 + 1) % c.Vocab
+				}
+				seqList[i] = model.Seq{Cache: caches[i], Tokens: p}
+				batch.Add(adapterOf(i), len(p))
+			}
+			start := time.Now()
+			if _, err := m.Forward(seqList, batch); err != nil {
+				return err
+			}
+			el := time.Since(start).Seconds()
+			n := seqs * *prompt
+			rep.Rows = append(rep.Rows, benchRow{Phase: "prefill", Seqs: seqs, Adapters: mode, Tokens: n,
+				TokPerS: float64(n) / el, GBPerS: float64(rep.WeightBytes) / el / 1e9, GFLOPS: 2 * params * float64(n) / el / 1e9})
+			// Decode: one token per sequence per step.
+			start = time.Now()
+			for s := range *steps {
+				batch.Reset()
+				for i := range seqList {
+					seqList[i].Tokens = []int{(s*7 + i) % c.Vocab}
+					batch.Add(adapterOf(i), 1)
+				}
+				if _, err := m.Forward(seqList, batch); err != nil {
+					return err
+				}
+			}
+			el = time.Since(start).Seconds()
+			n = seqs * *steps
+			rep.Rows = append(rep.Rows, benchRow{Phase: "decode", Seqs: seqs, Adapters: mode, Tokens: n,
+				TokPerS: float64(n) / el, GBPerS: float64(rep.WeightBytes) * float64(*steps) / el / 1e9, GFLOPS: 2 * params * float64(n) / el / 1e9})
+		}
+	}
+	if *format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(stdout, "model %s: %.1f MB of weights, %s kernels, %d threads\n", rep.Model, float64(rep.WeightBytes)/1e6, rep.Kernels, rep.Threads)
+	fmt.Fprintf(stdout, "machine: streaming read %.1f GB/s, f32 matmul %.1f GFLOP/s\n\n", rep.StreamGBPerS, rep.PeakGFLOPS)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tseqs\tadapters\ttokens\ttok/s\tweight GB/s\tof stream\tGFLOP/s\tof peak\t")
+	for _, r := range rep.Rows {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.1f\t%.2f\t%.0f%%\t%.1f\t%.0f%%\t\n", r.Phase, r.Seqs, r.Adapters, r.Tokens, r.TokPerS,
+			r.GBPerS, 100*r.GBPerS/rep.StreamGBPerS, r.GFLOPS, 100*r.GFLOPS/rep.PeakGFLOPS)
+	}
+	return tw.Flush()
+}
+
+// measureStream returns the bandwidth of a plain read of 256 MiB split
+// over the pool's workers: the ceiling for a memory-bound decode step.
+func measureStream(p *kernels.Pool) float64 {
+	buf := make([]float32, 256<<20/4)
+	for i := range buf {
+		buf[i] = float32(i & 7)
+	}
+	sums := make([]float32, p.Threads())
+	read := func(w, lo, hi int) { sums[w] += kernels.Dot(buf[lo:hi], buf[lo:hi]) }
+	p.Parallel(len(buf), 4096, read) // fault the pages in
+	best := 0.0
+	for range 5 {
+		start := time.Now()
+		p.Parallel(len(buf), 4096, read)
+		best = max(best, float64(4*len(buf))/time.Since(start).Seconds()/1e9)
+	}
+	return best
+}
+
+// measurePeak returns the GFLOP/s of an F32 MatMul whose operands stay in
+// cache: the compute ceiling for prefill on these kernels.
+func measurePeak(p *kernels.Pool) float64 {
+	const rows, cols, n = 512, 512, 256
+	w := make([]float32, rows*cols)
+	x := make([]float32, n*cols)
+	for i := range w {
+		w[i] = float32(i%13) * 0.01
+	}
+	for i := range x {
+		x[i] = float32(i%7) * 0.01
+	}
+	y := make([]float32, n*rows)
+	mat := kernels.NewF32Matrix(rows, cols, w)
+	best := 0.0
+	for range 10 {
+		start := time.Now()
+		p.MatMul(y, x, mat, n)
+		best = max(best, 2*rows*cols*n/time.Since(start).Seconds()/1e9)
+	}
+	return best
+}
+
+// cacheDir is where generated files are kept between runs:
+// $SWITCHYARD_CACHE, or ~/.cache/switchyard.
+func cacheDir() string {
+	if d := os.Getenv("SWITCHYARD_CACHE"); d != "" {
+		return d
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "switchyard")
+	}
+	return filepath.Join(os.TempDir(), "switchyard-cache")
+}

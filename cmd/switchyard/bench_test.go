@@ -1,0 +1,36 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/switchyard-ai/switchyard/internal/testshared"
+)
+
+// TestBenchTable runs switchyard bench on a tiny model and checks the
+// report has every row of the table with plausible figures.
+func TestBenchTable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures the machine (256 MiB read)")
+	}
+	out, err := cli(t, "bench", "--model", testshared.Path(t, "fixtures", "llama_tiny", "model"),
+		"--prompt-tokens", "8", "--decode-steps", "2", "--rank", "4", "--format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep benchReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("bad JSON %q: %v", out, err)
+	}
+	if len(rep.Rows) != 10 || rep.StreamGBPerS <= 0 || rep.PeakGFLOPS <= 0 || rep.WeightBytes <= 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, r := range rep.Rows {
+		if r.TokPerS <= 0 || r.GBPerS <= 0 || r.GFLOPS <= 0 {
+			t.Errorf("row %+v has a non-positive figure", r)
+		}
+	}
+	if _, err := cli(t, "bench", "--decode-steps", "0"); err == nil {
+		t.Error("--decode-steps 0 accepted")
+	}
+}
