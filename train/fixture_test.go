@@ -69,7 +69,17 @@ func TestLoraGradFixture(t *testing.T) {
 	wantGrads := readTensors(t, filepath.Join(dir, "grads.safetensors"))
 	wantAfter := readTensors(t, filepath.Join(dir, "adapter_after_step.safetensors"))
 
-	for _, batch := range []int{2, 1} {
+	for _, batch := range []int{2, 1, 0} {
+		if batch == 0 {
+			// The blocked transposed product of long sequences. Its
+			// float32 sums run in another order: the gradients must meet
+			// their tolerance; the step is not checked, since where |g|
+			// is near AdamW's eps (min_abs_grad is 1e-7) a 1e-9 change of g
+			// moves lr·g/(|g|+eps) by more than 2e-6.
+			defer func(v int) { blockedMinTokens = v }(blockedMinTokens)
+			blockedMinTokens = 0
+			batch = 2
+		}
 		opts := Options{Init: init, LR: 1e-3, BatchSize: batch, Schedule: "constant"}
 		job, err := newJob(m, opts)
 		if err != nil {
@@ -99,6 +109,11 @@ func TestLoraGradFixture(t *testing.T) {
 					}
 				}
 			}
+		}
+		if blockedMinTokens == 0 {
+			t.Logf("blocked dX: loss %.8f (want %.8f), max grad error %.3g (%.3g of tolerance)", loss, fx.Loss, worst, worstRel)
+			job.close()
+			continue
 		}
 		job.ps.adamW(&job.opts, 1e-3, 1)
 		var worstStep float64

@@ -74,6 +74,7 @@ type gradients struct {
 	dh, dg, du []float32 // [n, I]
 	tmp        []float32 // [n, max in]
 	dlora      []float32 // [n, max r]
+	bw         bwScratch
 }
 
 // headChunk is the number of logit rows computed at once, which bounds
@@ -252,7 +253,7 @@ func (tr *trainer) lossBackward(w float32, backward bool) float64 {
 		}
 		// dxnF[R, H] = dlogits·Head, then through the final RMSNorm into
 		// the residual stream.
-		matmulBackwardX(tr.pool, a.dxnF, a.logits, head, rows)
+		matmulBackwardX(tr.pool, &tr.grads.bw, a.dxnF, a.logits, head, rows)
 		xf := a.res[c.Layers]
 		for i := range rows {
 			t := a.rows[i0+i]
@@ -310,10 +311,10 @@ func (tr *trainer) projBackward(dx, dy []float32, l int, mod model.Module, add b
 	if dx != nil {
 		if add {
 			tmp := tr.grads.tmp[:n*wm.Cols]
-			matmulBackwardX(tr.pool, tmp, dy, wm, n)
+			matmulBackwardX(tr.pool, &tr.grads.bw, tmp, dy, wm, n)
 			kernels.Axpy(1, tmp, dx[:n*wm.Cols])
 		} else {
-			matmulBackwardX(tr.pool, dx, dy, wm, n)
+			matmulBackwardX(tr.pool, &tr.grads.bw, dx, dy, wm, n)
 		}
 	}
 	if p == nil {

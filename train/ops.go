@@ -122,10 +122,63 @@ func matmulForward(pool *kernels.Pool, y, x []float32, w kernels.Matrix, bias []
 }
 
 // matmulBackwardX overwrites dx[n, in] with dy[n, out]·W, the gradient of
-// the input of a frozen projection (W gets none). Workers take tokens;
-// each streams W's rows over blocks of a few tokens, adding dy[t, o]·W[o]
-// to dx[t] with the AxpyRow kernel, which converts W from its stored type.
-func matmulBackwardX(pool *kernels.Pool, dx, dy []float32, w kernels.Matrix, n int) {
+// the input of a frozen projection (W gets none). W is taken a block of
+// ob rows at a time: the block is transposed to float32 Wᵀ[in, ob] and
+// the columns of dy it meets are gathered into dyb[n, ob], so that the
+// product dyb·(Wᵀ)ᵀ runs on the inference MatMul kernel, on all workers.
+// The transposed block lives in sc and is never kept: the base weights
+// are not copied per job. Under blockedMinTokens tokens, the row loops
+// of matmulBackwardXRows do it.
+func matmulBackwardX(pool *kernels.Pool, sc *bwScratch, dx, dy []float32, w kernels.Matrix, n int) {
+	in, out := w.Cols, w.Rows
+	if n < blockedMinTokens {
+		matmulBackwardXRows(pool, dx, dy, w, n)
+		return
+	}
+	ob := min(out, max(16, (1<<20)/in/16*16))
+	sc.wt, sc.dyb, sc.part = fit(sc.wt, in*ob), fit(sc.dyb, n*ob), fit(sc.part, n*in)
+	for o0 := 0; o0 < out; o0 += ob {
+		o1 := min(o0+ob, out)
+		bw := o1 - o0
+		// wt[c, o-o0] = W[o, c], rows of W decoded in parallel.
+		pool.Parallel(bw, 4, func(worker, lo, hi int) {
+			row := pool.Scratch(worker, in)
+			for o := lo; o < hi; o++ {
+				w.Row(o0+o, row)
+				for c, v := range row {
+					sc.wt[c*bw+o] = v
+				}
+			}
+		})
+		for t := range n {
+			copy(sc.dyb[t*bw:(t+1)*bw], dy[t*out+o0:t*out+o1])
+		}
+		wt := kernels.NewF32Matrix(in, bw, sc.wt[:in*bw])
+		if o0 == 0 {
+			pool.MatMul(dx, sc.dyb, wt, n)
+			continue
+		}
+		pool.MatMul(sc.part, sc.dyb, wt, n)
+		kernels.Axpy(1, sc.part[:n*in], dx[:n*in])
+	}
+}
+
+// blockedMinTokens is the fewest tokens for which matmulBackwardX
+// transposes W blocks: below it the row loops are as fast.
+var blockedMinTokens = 64
+
+// bwScratch holds matmulBackwardX's buffers.
+type bwScratch struct {
+	wt   []float32 // a transposed block of W [in, ob]
+	dyb  []float32 // the columns of dy it meets [n, ob]
+	part []float32 // the block's share of dx [n, in]
+}
+
+// matmulBackwardXRows is matmulBackwardX as plain row loops, and its
+// reference: workers take tokens; each streams W's rows over blocks of a
+// few tokens, adding dy[t, o]·W[o] to dx[t] with the AxpyRow kernel,
+// which converts W from its stored type.
+func matmulBackwardXRows(pool *kernels.Pool, dx, dy []float32, w kernels.Matrix, n int) {
 	in, out := w.Cols, w.Rows
 	const block = 8
 	pool.Parallel(n, 1, func(_, lo, hi int) {
