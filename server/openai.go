@@ -101,7 +101,8 @@ func jsonError(err error) *apiError {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &te):
-		field := te.Field
+		// Embedded structs show up in the path under their Go names.
+		field := strings.NewReplacer("samplingFields.", "", "chainSpec.", "").Replace(te.Field)
 		if field == "" {
 			return invalid("", "the request body must be a JSON object, not %s", te.Value)
 		}
