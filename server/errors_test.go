@@ -141,8 +141,8 @@ func TestOnDemand(t *testing.T) {
 	ref := e.generate("r8", e.fixture.Prompts[1], 10, true)
 	for range 2 {
 		resp, err := e.client.Completions.New(context.Background(), openai.CompletionNewParams{
-			Model:  openai.CompletionNewParamsModel(uri),
-			Prompt: openai.CompletionNewParamsPromptUnion{OfArrayOfTokens: int64s(e.fixture.Prompts[1])},
+			Model:     openai.CompletionNewParamsModel(uri),
+			Prompt:    openai.CompletionNewParamsPromptUnion{OfArrayOfTokens: int64s(e.fixture.Prompts[1])},
 			MaxTokens: openai.Int(10), Temperature: openai.Float(0),
 		}, option.WithJSONSet("ignore_eos", true))
 		if err != nil {
