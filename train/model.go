@@ -79,7 +79,7 @@ type gradients struct {
 
 // headChunk is the number of logit rows computed at once, which bounds
 // the logits buffer for large vocabularies.
-const headChunk = 32
+const headChunk = 128
 
 func newTrainer(m *model.Model, pool *kernels.Pool, ps *params, dropout float64) *trainer {
 	tr := &trainer{m: m, cfg: &m.Config, pool: pool, ps: ps, dropout: dropout, invFreq: m.Config.InvFreq()}

@@ -418,14 +418,17 @@ func crossEntropy(logits []float32, target int, w float32) float64 {
 	for _, v := range logits {
 		m = max(m, v)
 	}
+	target32 := logits[target]
 	var sum float64
-	for _, v := range logits {
-		sum += math.Exp(float64(v - m))
-	}
-	lse := float64(m) + math.Log(sum)
-	loss := lse - float64(logits[target])
 	for i, v := range logits {
-		logits[i] = w * float32(math.Exp(float64(v)-lse))
+		e := math.Exp(float64(v - m))
+		logits[i] = float32(e)
+		sum += e
+	}
+	loss := float64(m) + math.Log(sum) - float64(target32)
+	scale := w / float32(sum)
+	for i := range logits {
+		logits[i] *= scale
 	}
 	logits[target] -= w
 	return loss
