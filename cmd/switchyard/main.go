@@ -24,6 +24,7 @@ const usage = `switchyard: finetune and serve thousands of LoRA variants of one 
 
 Commands:
   generate   generate text with a model and an optional adapter
+  serve      serve the OpenAI-compatible HTTP API for a model and its adapters
   train      finetune a LoRA adapter on a JSONL dataset
   bench      measure prefill and decode speed, with and without adapters
   train      finetune a LoRA adapter on a JSONL file
@@ -51,9 +52,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "generate":
 		return runGenerate(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
 	case "train":
 		return runTrain(ctx, args[1:], stdout, stderr)
 	case "bench":
+		if len(args) > 1 && args[1] == "serve" {
+			return runBenchServe(ctx, args[2:], stdout, stderr)
+		}
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
