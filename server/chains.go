@@ -145,9 +145,10 @@ type chainChunk struct {
 	Result *stepResult `json:"result,omitempty"`
 }
 
-// chainProgress receives a chain's progress: a finished step (ev nil)
-// or an event of the last step. Calls are serialised.
-type chainProgress func(step int, ev *engine.Event)
+// chainProgress receives a chain's progress: a finished step other than
+// the last (res set) or an event of the last step (ev set). Calls are
+// serialised.
+type chainProgress func(step int, ev *engine.Event, res *stepResult)
 
 // runChain runs c on input, each step as soon as its dependencies are
 // done, and returns every step's result.
@@ -189,7 +190,7 @@ func (s *Server) runChain(ctx context.Context, c *chainSpec, input string, progr
 			res, err := s.runStep(ctx, c, i, refs[i], input, results, &mu, func(ev *engine.Event) {
 				if i == last && progress != nil {
 					mu.Lock()
-					progress(i, ev)
+					progress(i, ev, nil)
 					mu.Unlock()
 				}
 			})
@@ -200,7 +201,7 @@ func (s *Server) runChain(ctx context.Context, c *chainSpec, input string, progr
 			mu.Lock()
 			results[i] = res
 			if progress != nil && i != last {
-				progress(i, nil)
+				progress(i, nil, &results[i])
 			}
 			mu.Unlock()
 			close(done[i])
@@ -333,23 +334,19 @@ func (s *Server) serveChain(w http.ResponseWriter, r *http.Request, spec *chainS
 	}
 	var sse *sseWriter
 	var sseErr error
-	progress := func(i int, ev *engine.Event) {
+	results, err := s.runChain(r.Context(), spec, req.Input, func(i int, ev *engine.Event, res *stepResult) {
 		if sse == nil && sseErr == nil {
 			sse, sseErr = newSSE(w)
 		}
 		if sseErr != nil {
 			return
 		}
-		st := spec.Steps[i]
-		if ev == nil {
-			return
+		switch {
+		case res != nil:
+			sse.send(chainChunk{ID: resp.ID, Object: "chain.step", Step: res.Name, Result: res})
+		case ev.Text != "":
+			sse.send(chainChunk{ID: resp.ID, Object: "chain.chunk", Step: spec.Steps[i].Name, Delta: ev.Text})
 		}
-		if ev.Text != "" {
-			sse.send(chainChunk{ID: resp.ID, Object: "chain.chunk", Step: st.Name, Delta: ev.Text})
-		}
-	}
-	results, err := s.runChain(r.Context(), spec, req.Input, func(i int, ev *engine.Event) {
-		progress(i, ev)
 	})
 	if sse == nil && sseErr == nil {
 		if err != nil {

@@ -63,6 +63,11 @@ func TestChain(t *testing.T) {
 			streamed += ev["delta"].(string)
 		case "chain.result":
 			final = ev
+		case "chain.step":
+			steps := ev["result"].(map[string]any)
+			if name := steps["name"]; name != "a" && name != "b" || steps["output"] != out[name.(string)] {
+				t.Errorf("step event %v", ev)
+			}
 		default:
 			t.Fatalf("unexpected event %v", ev)
 		}

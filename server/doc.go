@@ -32,8 +32,10 @@
 // ({{ steps.NAME }}) and the previous step's output ({{ previous }}).
 // Steps run as soon as the steps they depend on are done: by default a
 // step depends on the step before it, and depends_on makes the chain a
-// DAG. The response holds every step's output; with "stream": true the
-// last step's tokens are streamed as they come. For example, three
+// DAG. The response holds every step's output; with "stream": true each
+// earlier step's result is sent as a "chain.step" event when it finishes,
+// the last step's text as "chain.chunk" events as it comes, and the whole
+// result as a final "chain.result" event. For example, three
 // adapters in one request:
 //
 //	curl -s localhost:8080/v1/chains -d '{
