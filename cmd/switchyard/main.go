@@ -4,6 +4,7 @@
 //
 //	switchyard generate [--model PATH] [--adapter PATH] (--prompt TEXT | --prompt-ids 1,2,3) [flags]
 //	switchyard generate [--model PATH] --batch FILE.jsonl [--logits]
+//	switchyard train [--model PATH] --data FILE.jsonl [--eval FILE.jsonl] --out DIR [flags]
 //
 // Without --model, the TinyStories 260K model from ../shared/models (or
 // $SWITCHYARD_MODEL) is used.
