@@ -1,8 +1,11 @@
 package server
 
 import (
+	"context"
 	"strings"
 	"testing"
+
+	"github.com/openai/openai-go/v3"
 
 	"github.com/switchyard-ai/switchyard/internal/testshared"
 	"github.com/switchyard-ai/switchyard/tokenizer"
@@ -45,5 +48,27 @@ func TestChatTemplates(t *testing.T) {
 	}
 	if got := renderPlain(msgs[:2]); got != "system: Be brief.\nuser: Hi there\nassistant:" {
 		t.Errorf("plain: %q", got)
+	}
+}
+
+// TestChatWithTemplate checks that chat requests are rendered with the
+// model's template, special tokens written by the template itself.
+func TestChatWithTemplate(t *testing.T) {
+	tmpl := "{{ bos_token }}{% for m in messages %}[{{ m.role | upper }}] {{ m.content }}\n{% endfor %}" +
+		"{% if add_generation_prompt %}[ASSISTANT]{% endif %}"
+	e := newEnv(t, envOptions{chatTemplate: tmpl})
+	prompt := e.tok.Encode(e.tok.TokenString(e.tok.BOS())+"[USER] Tell me about a dog.\n[ASSISTANT]", false)
+	if prompt[0] != e.tok.BOS() {
+		t.Fatalf("the rendered BOS was not tokenized as the BOS token: %v", prompt[:3])
+	}
+	ref := e.generate("r8", prompt, 24, false)
+	resp, err := e.client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "r8",
+		Messages:  []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Tell me about a dog.")},
+		MaxTokens: openai.Int(24), Temperature: openai.Float(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Choices[0].Message.Content; got != ref.Text || resp.Usage.PromptTokens != int64(len(prompt)) {
+		t.Errorf("%q (%d prompt tokens), want %q (%d)", got, resp.Usage.PromptTokens, ref.Text, len(prompt))
 	}
 }

@@ -51,7 +51,8 @@ type envOptions struct {
 	sched         engine.SchedulerOptions
 	allowOnDemand bool
 	maxBytes      int64
-	randomAdapter int // random adapters to register as rand1, rand2, ...
+	randomAdapter int    // random adapters to register as rand1, rand2, ...
+	chatTemplate  string // replaces the tokenizer's (absent) chat template
 }
 
 // newEnv starts a server on the stories260K_hf model with its r8_qv
@@ -67,6 +68,9 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	tok, err := engine.LoadTokenizer(m, dir)
 	if err != nil || tok == nil {
 		t.Fatalf("tokenizer: %v", err)
+	}
+	if opts.chatTemplate != "" {
+		tok.SetChatTemplate(opts.chatTemplate)
 	}
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
