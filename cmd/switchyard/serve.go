@@ -113,6 +113,12 @@ func startServer(ctx context.Context, o serveOptions) (_ *runningServer, err err
 		if !ok || name == "" || uri == "" {
 			return nil, fmt.Errorf("serve: --adapter %q: want NAME=URI", a)
 		}
+		// A kept registry (--registry) already has what an earlier run
+		// registered; the same source is not registered again.
+		if vs := reg.Versions(name); len(vs) > 0 && vs[len(vs)-1].Source == uri {
+			o.log.Info("adapter already registered", "adapter", vs[len(vs)-1].Key(), "source", uri)
+			continue
+		}
 		v, err := reg.Register(ctx, name, uri)
 		if err != nil {
 			return nil, err
