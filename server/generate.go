@@ -94,6 +94,8 @@ func adapterError(err error, param string) error {
 		return &apiError{Status: http.StatusConflict, Type: typeInvalid, Param: p, Code: "not_pinned", Message: err.Error()}
 	case errors.Is(err, adapters.ErrBudget):
 		return &apiError{Status: http.StatusServiceUnavailable, Type: typeOverloaded, Param: p, Code: "adapter_budget", RetryAfter: "1", Message: err.Error()}
+	case errors.Is(err, adapters.ErrClosed):
+		return &apiError{Status: http.StatusServiceUnavailable, Type: typeOverloaded, Param: p, Code: "shutting_down", RetryAfter: "5", Message: err.Error()}
 	case errors.Is(err, store.ErrUnreachable):
 		return &apiError{Status: http.StatusBadGateway, Type: typeServer, Param: p, Code: "store_unreachable", Message: err.Error()}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -36,7 +36,7 @@ const baseName = "stories"
 
 // env is a running test server over the stories260K_hf fixture.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	m        *model.Model
 	tok      *tokenizer.Tokenizer
 	srv      *Server
@@ -57,7 +57,7 @@ type envOptions struct {
 
 // newEnv starts a server on the stories260K_hf model with its r8_qv
 // adapter registered as "r8" and opts.randomAdapter random ones.
-func newEnv(t *testing.T, opts envOptions) *env {
+func newEnv(t testing.TB, opts envOptions) *env {
 	t.Helper()
 	dir := testshared.Path(t, "fixtures", "stories260K_hf", "model")
 	m, err := model.Load(dir, nil)
