@@ -24,6 +24,11 @@
 // adapter is not compute-ready waits for it in its own goroutine
 // (adapters.Cache.Acquire); the batch goes on without it.
 //
+// Besides OpenAI's fields, requests accept top_k, min_p,
+// repetition_penalty and ignore_eos (generate max_tokens tokens even past
+// an end-of-sequence token), as vLLM does, and every choice and stream
+// chunk carries token_ids, the ids it generated.
+//
 // # Chains
 //
 // A chain runs several generations in one request. Each step names a model
