@@ -15,6 +15,10 @@ import (
 // as in the OpenAI API.
 const defaultCompletionTokens = 16
 
+// maxGenerations bounds the generations of one completion request:
+// prompts times n.
+const maxGenerations = 64
+
 // newID returns a response id with prefix, such as "cmpl-3f2a...".
 func newID(prefix string) string {
 	var b [12]byte
@@ -74,6 +78,9 @@ func (s *Server) completionJobs(ctx context.Context, req *completionRequest) (jo
 		}
 		lp = max(*req.Logprobs, 1) // the chosen token's log-probability needs one
 	}
+	if count := len(req.Prompt.ids) + len(req.Prompt.texts); count*n > maxGenerations {
+		return nil, nil, 0, invalid("n", "%d prompts times n=%d is more than %d generations", count, n, maxGenerations)
+	}
 	mref, err := s.lookupModel(ctx, req.Model)
 	if err != nil {
 		return nil, nil, 0, err
@@ -105,9 +112,6 @@ func (s *Server) completionJobs(ctx context.Context, req *completionRequest) (jo
 			jp.Seed += uint64(c)
 			jobs = append(jobs, job{model: mref, prompt: p, params: jp, logprobs: lp, ignoreEOS: req.IgnoreEOS})
 		}
-	}
-	if len(jobs) > maxN*4 {
-		return nil, nil, 0, invalid("n", "%d prompts times n=%d is more than %d generations", len(prompts), n, maxN*4)
 	}
 	return jobs, texts, n, nil
 }
