@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -195,7 +197,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var (
 		o        serveOptions
 		adapterF stringList
-		timeout  = fs.Duration("shutdown-timeout", 30*time.Second, "on SIGINT, how long running requests may take to finish before they are cancelled")
+		timeout  = fs.Duration("shutdown-timeout", 30*time.Second, "on SIGINT or SIGTERM, how long running requests may take to finish before they are cancelled")
 		logFmt   = fs.String("log-format", "text", "log format: text or json")
 		kvMiB    = fs.Int64("kv-cache-mib", 1024, "memory for the KV cache, in MiB")
 		t0MiB    = fs.Int64("adapter-cache-mib", 2048, "memory for compute-ready adapters (cache tier 0), in MiB")
@@ -235,6 +237,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		o.modelPath = p
 	}
+	// Containers stop with SIGTERM; main already turns SIGINT into ctx.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
+	defer stop()
 	rs, err := startServer(ctx, o)
 	if err != nil {
 		return err
