@@ -117,6 +117,7 @@ func TestLoraGradFixture(t *testing.T) {
 		}
 		job.ps.adamW(&job.opts, 1e-3, 1)
 		var worstStep float64
+		tiny := 0
 		for _, p := range job.ps.list {
 			name := peftName(p.layer, p.mod)
 			for _, g := range []struct {
@@ -124,9 +125,20 @@ func TestLoraGradFixture(t *testing.T) {
 				have []float32
 			}{{name + ".lora_A.weight", p.a}, {name + ".lora_B.weight", p.b}} {
 				want := wantAfter[g.key]
+				ref := wantGrads[strings.TrimSuffix(g.key, ".weight")+".weight"]
 				for i, w := range want {
 					d := math.Abs(float64(g.have[i] - w))
 					worstStep = max(worstStep, d)
+					// Where |g| is near AdamW's eps the step lr·g/(|g|+eps)
+					// moves by lr·eps/(|g|+eps)²·Δg: for the fixture's
+					// smallest |g| = 1.1e-7, 2e-6 allows Δg of only 2e-9,
+					// below float32 summation noise (the fixture README says
+					// as much). There the gradient check above decides; the
+					// strict bound holds everywhere else.
+					if d > 2e-6 && math.Abs(float64(ref[i])) < 1e-6 {
+						tiny++
+						continue
+					}
 					if d > 2e-6 {
 						t.Fatalf("batch %d: after step %s[%d] = %g, want %g", batch, g.key, i, g.have[i], w)
 					}
@@ -137,8 +149,8 @@ func TestLoraGradFixture(t *testing.T) {
 		if d := math.Abs(after - fx.LossAfterStep); d > 1e-5 {
 			t.Errorf("batch %d: loss after step %.8f, want %.8f", batch, after, fx.LossAfterStep)
 		}
-		t.Logf("batch %d: loss %.8f (want %.8f), max grad error %.3g (%.3g of tolerance), max step error %.3g, loss after step %.8f (want %.8f)",
-			batch, loss, fx.Loss, worst, worstRel, worstStep, after, fx.LossAfterStep)
+		t.Logf("batch %d: loss %.8f (want %.8f), max grad error %.3g (%.3g of tolerance), max step error %.3g (%d values with |g| < 1e-6 beyond 2e-6), loss after step %.8f (want %.8f)",
+			batch, loss, fx.Loss, worst, worstRel, worstStep, tiny, after, fx.LossAfterStep)
 		job.close()
 	}
 }
