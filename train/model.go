@@ -128,7 +128,7 @@ func (tr *trainer) grow(train bool) {
 	c, a, g := tr.cfg, &tr.acts, &tr.grads
 	n, hd := a.n, c.HeadDim
 	qDim, kvDim := c.Heads*hd, c.KVHeads*hd
-	maxIn, maxOut, maxR := max(c.Hidden, c.Intermediate, qDim), max(c.Hidden, c.Intermediate, qDim), 1
+	maxW, maxR := max(c.Hidden, c.Intermediate, qDim), 1 // the widest projection input or output
 	for _, p := range tr.ps.list {
 		maxR = max(maxR, p.r)
 	}
@@ -147,13 +147,13 @@ func (tr *trainer) grow(train bool) {
 	r := len(a.rows)
 	a.rinvF, a.xnF = fit(a.rinvF, r), fit(a.xnF, r*c.Hidden)
 	a.logits, a.dxnF = fit(a.logits, headChunk*c.Vocab), fit(a.dxnF, headChunk*c.Hidden)
-	a.tmp = fit(a.tmp, n*maxOut)
+	a.tmp = fit(a.tmp, n*maxW)
 	if train {
 		g.dres, g.dxn = fit(g.dres, n*c.Hidden), fit(g.dxn, n*c.Hidden)
 		g.dq, g.datt = fit(g.dq, n*qDim), fit(g.datt, n*qDim)
 		g.dk, g.dv = fit(g.dk, n*kvDim), fit(g.dv, n*kvDim)
 		g.dh, g.dg, g.du = fit(g.dh, n*c.Intermediate), fit(g.dg, n*c.Intermediate), fit(g.du, n*c.Intermediate)
-		g.tmp, g.dlora = fit(g.tmp, n*maxIn), fit(g.dlora, n*maxR)
+		g.tmp, g.dlora = fit(g.tmp, n*maxW), fit(g.dlora, n*maxR)
 	}
 }
 
