@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -168,6 +169,25 @@ func TestSavePEFTRoundTrip(t *testing.T) {
 		}
 		if b.Config.BaseModel != "llama_tiny" || b.Config.TaskType != "CAUSAL_LM" {
 			t.Errorf("config %+v", b.Config)
+		}
+		// GGUF LoRA: the same weights after llama.cpp's q/k row order and back.
+		gpath := filepath.Join(t.TempDir(), "adapter.gguf")
+		if err := SaveGGUF(gpath, a, &m.Config); err != nil {
+			t.Fatal(err)
+		}
+		g, err := lora.Load(gpath, &m.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(adapterValues(a), adapterValues(g)) {
+			t.Error("weights changed in the GGUF round trip")
+		}
+		for _, l := range g.Layers {
+			for _, p := range l {
+				if p != nil && math.Abs(float64(p.Scale-want)) > 1e-6 {
+					t.Fatalf("GGUF scale %v, want %v", p.Scale, want)
+				}
+			}
 		}
 		// Also without a.Config: built from the options.
 		a.Config = nil

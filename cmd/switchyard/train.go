@@ -27,6 +27,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		dataPath  = fs.String("data", "", "training data, JSONL: {prompt, completion}, {input, output} or {messages}")
 		evalPath  = fs.String("eval", "", "optional evaluation data, same format; its loss is reported during training")
 		outDir    = fs.String("out", "", "output PEFT adapter directory")
+		ggufOut   = fs.String("gguf", "", "also write the adapter as a llama.cpp GGUF LoRA file")
 		rank      = fs.Int("r", d.Rank, "LoRA rank")
 		alpha     = fs.Float64("lora-alpha", 0, "LoRA alpha (default 2·r)")
 		rslora    = fs.Bool("use-rslora", false, "scale by alpha/sqrt(r) instead of alpha/r")
@@ -126,6 +127,12 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	base, _ := filepath.Abs(path)
 	if err := train.SavePEFT(*outDir, ad, opts, base); err != nil {
 		return err
+	}
+	if *ggufOut != "" {
+		if err := train.SaveGGUF(*ggufOut, ad, &m.Config); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "GGUF LoRA written to %s\n", *ggufOut)
 	}
 	fmt.Fprintf(stdout, "trained %d steps on %d tokens in %v (%.0f tokens/s), %d trainable parameters\n",
 		rep.Steps, rep.Tokens, rep.Duration.Round(time.Millisecond), rep.TokensPerSec, rep.Params)

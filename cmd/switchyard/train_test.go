@@ -19,7 +19,8 @@ func TestTrainCommand(t *testing.T) {
 	data := filepath.Join("..", "..", "examples", "data", "dragon_train.jsonl")
 	eval := filepath.Join("..", "..", "examples", "data", "dragon_eval.jsonl")
 	out := t.TempDir()
-	stdout, err := cli(t, "train", "--model", modelPath, "--data", data, "--eval", eval, "--out", out,
+	ggufPath := filepath.Join(t.TempDir(), "dragon.gguf")
+	stdout, err := cli(t, "train", "--model", modelPath, "--data", data, "--eval", eval, "--out", out, "--gguf", ggufPath,
 		"--max-steps", "4", "--batch-size", "4", "--lr", "1e-2", "--target-modules", "all-linear", "--quiet")
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +36,9 @@ func TestTrainCommand(t *testing.T) {
 	}
 	defer m.Close()
 	if _, err := lora.Load(out, &m.Config); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lora.Load(ggufPath, &m.Config); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cli(t, "generate", "--model", modelPath, "--adapter", out, "--prompt", "Once upon a time", "--max-tokens", "8"); err != nil {
