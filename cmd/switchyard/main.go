@@ -2,9 +2,12 @@
 //
 // Usage:
 //
+//	switchyard                  (the demo: finetune, serve and switch on the default model)
 //	switchyard generate [--model PATH] [--adapter PATH] (--prompt TEXT | --prompt-ids 1,2,3) [flags]
 //	switchyard generate [--model PATH] --batch FILE.jsonl [--logits]
 //	switchyard train [--model PATH] --data FILE.jsonl [--eval FILE.jsonl] --out DIR [flags]
+//	switchyard serve --model PATH [--name NAME] [--addr HOST:PORT] [--adapter NAME=URI]...
+//	switchyard bench [--model PATH] | switchyard bench serve [flags]
 //
 // Without --model, the TinyStories 260K model from ../shared/models (or
 // $SWITCHYARD_MODEL) is used.
@@ -24,11 +27,12 @@ import (
 const usage = `switchyard: finetune and serve thousands of LoRA variants of one base model
 
 Commands:
+  demo       (the default) finetune three adapters on the default model, serve them and compare
   generate   generate text with a model and an optional adapter
   serve      serve the OpenAI-compatible HTTP API for a model and its adapters
   train      finetune a LoRA adapter on a JSONL dataset
   bench      measure prefill and decode speed, with and without adapters
-  train      finetune a LoRA adapter on a JSONL file
+             (bench serve: a load test of a running server)
 
 Run "switchyard COMMAND -h" for a command's flags.
 `
@@ -48,9 +52,11 @@ func main() {
 // can drive the whole CLI in-process.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		args = []string{"generate"}
+		args = []string{"demo"}
 	}
 	switch args[0] {
+	case "demo":
+		return runDemo(ctx, args[1:], stdout, stderr)
 	case "generate":
 		return runGenerate(ctx, args[1:], stdout, stderr)
 	case "serve":
