@@ -45,6 +45,7 @@ type runningServer struct {
 	Name    string // the base model's name
 	http    *http.Server
 	srv     *server.Server
+	cache   *adapters.Cache
 	ln      net.Listener
 	cancel  context.CancelFunc // cancels the requests and the scheduler
 	closers []func()
@@ -110,6 +111,7 @@ func startServer(ctx context.Context, o serveOptions) (_ *runningServer, err err
 		return nil, err
 	}
 	rs.closers = append(rs.closers, func() { cache.Close() })
+	rs.cache = cache
 	for _, a := range o.adapters {
 		name, uri, ok := strings.Cut(a, "=")
 		if !ok || name == "" || uri == "" {
