@@ -35,6 +35,15 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/chains/{name}", s.handleDeleteChain)
 	mux.HandleFunc("POST /v1/chains/{name}/run", s.handleRunSavedChain)
 
+	mux.HandleFunc("POST /v1/files", s.handleUploadFile)
+	mux.HandleFunc("GET /v1/files/{id}", s.handleGetFile)
+	mux.HandleFunc("POST /v1/fine_tuning/jobs", s.handleCreateJob)
+	mux.HandleFunc("GET /v1/fine_tuning/jobs", s.handleListJobs)
+	mux.HandleFunc("GET /v1/fine_tuning/jobs/{id}", s.handleGetJob)
+	mux.HandleFunc("GET /v1/fine_tuning/jobs/{id}/events", s.handleJobEvents)
+	mux.HandleFunc("GET /v1/fine_tuning/jobs/{id}/checkpoints", s.handleJobCheckpoints)
+	mux.HandleFunc("POST /v1/fine_tuning/jobs/{id}/cancel", s.handleCancelJob)
+
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})

@@ -48,6 +48,20 @@ type Config struct {
 	// them nowhere. /metrics serves Gatherer when it is one, else the
 	// metrics of this Server only.
 	Metrics prometheus.Registerer
+
+	// JobsDir, when set, enables the fine-tuning API (/v1/files and
+	// /v1/fine_tuning/jobs): uploaded files, job records, checkpoints and
+	// trained adapters are kept there, and the jobs an earlier server left
+	// queued or running run again. It needs Tokenizer and Registry; a
+	// finished job's adapter is registered and served at once. Call Close
+	// to stop the jobs.
+	JobsDir string
+	// FinetuneWorkers bounds the fine-tuning jobs that train at once; 0
+	// means 1.
+	FinetuneWorkers int
+	// FinetuneThreads is each fine-tuning job's thread count; 0 means 1,
+	// which leaves the other cores to serving.
+	FinetuneThreads int
 }
 
 // Server is the HTTP API. It is safe for concurrent use.
@@ -66,6 +80,8 @@ type Server struct {
 
 	chainsMu sync.RWMutex // guards chains
 	chains   map[string]*chainSpec
+
+	jobs *Jobs // fine-tuning; nil when Config.JobsDir is empty
 }
 
 // New returns a Server for cfg. It is ready (/readyz 200) at once; call
@@ -118,8 +134,27 @@ func New(cfg Config) (*Server, error) {
 			}
 		}
 	}
+	if cfg.JobsDir != "" {
+		if cfg.Tokenizer == nil || cfg.Registry == nil {
+			return nil, errors.New("server: Config.JobsDir needs Config.Tokenizer and Config.Registry")
+		}
+		s.jobs, err = OpenJobs(JobsConfig{Dir: cfg.JobsDir, Model: cfg.Model, Tokenizer: cfg.Tokenizer, BaseName: cfg.BaseName,
+			Registry: cfg.Registry, Workers: cfg.FinetuneWorkers, Threads: cfg.FinetuneThreads, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+	}
 	s.ready.Store(true)
 	return s, nil
+}
+
+// Close stops the fine-tuning jobs; running ones resume when a server
+// opens the same jobs directory again. Generation is not affected.
+func (s *Server) Close() error {
+	if s.jobs != nil {
+		return s.jobs.Close()
+	}
+	return nil
 }
 
 // Drain marks the server as shutting down: /readyz answers 503 and new
