@@ -62,29 +62,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error *Error `json:"error"`
-		}
-		if json.Unmarshal(data, &e) != nil || e.Error == nil {
-			return &Error{Status: resp.StatusCode, Type: "http_error", Message: strings.TrimSpace(string(data))}
-		}
-		e.Error.Status = resp.StatusCode
-		return e.Error
-	}
-	if out == nil {
-		return nil
-	}
-	return json.Unmarshal(data, out)
+	return c.send(req, out)
 }
 
 // Adapter is a registered adapter version and its place in the cache.
