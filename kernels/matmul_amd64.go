@@ -2,6 +2,15 @@
 
 package kernels
 
+// decodeGroups is, per dtype, how many groups of a tile kernel's maximum
+// token count still take the decode path. For F16 and BF16, whose
+// conversion is a shift or one instruction, converting the weights again
+// for each group of a batch of 8-16 decoding sequences beats converting
+// whole panels to float32 in scratch (a write and a read of every weight):
+// 1.2-1.45x for 8 tokens. Q8_0's conversion is the expensive part of its
+// tile kernel, so from one group on its panel is converted once.
+var decodeGroups = [...]int{F32: 4, F16: 4, BF16: 4, Q8_0: 1}
+
 // blockBytes bounds the activations of one block of tokens in prefill,
 // so that they stay in L2 while the weight panel passes over them.
 const blockBytes = 128 << 10
@@ -9,9 +18,9 @@ const blockBytes = 128 << 10
 // matmulRows computes output rows [lo, hi) of MatMul for n tokens, 4 rows
 // at a time. There are two regimes:
 //
-//   - decode, n <= maxT[dt]: one call of the dtype's tile kernel per 4
-//     rows, which converts each weight vector in registers as it streams
-//     in from memory and applies it to all n tokens.
+//   - decode, n <= decodeGroups*maxT[dt]: per 4 rows, calls of the
+//     dtype's tile kernel for groups of up to maxT tokens, which convert
+//     each weight vector in registers as it streams in from memory.
 //   - prefill, more tokens: the rows go in panels of panelRows (see
 //     matmulScratch), read from memory once and, unless they are F32,
 //     converted to float32 once into scratch. The F32 tile kernel then
@@ -30,12 +39,17 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch []flo
 	rowBytes := dt.RowBytes(cols)
 	k := cols &^ (s.lanes - 1) // the columns the kernels take (all of them for Q8_0)
 
-	if n <= s.maxT[dt] { // decode
+	if maxT := s.maxT[dt]; n <= decodeGroups[dt]*maxT { // decode
+		// A few sequences decoding together: the tokens go through each
+		// 4-row tile in groups of maxT while the tile's weights are
+		// still in L1, so memory is read once for all of them.
 		tile := s.tile[dt]
 		for r0 := lo; r0 < hi; r0 += 4 {
 			r := min(r0, hi-4)
 			wt := w.Data[r*rowBytes:]
-			tile(&y[r], rows, &x[0], cols, &wt[0], rowBytes, k, n)
+			for t := 0; t < n; t += maxT {
+				tile(&y[t*rows+r], rows, &x[t*cols], cols, &wt[0], rowBytes, k, min(maxT, n-t))
+			}
 			if k < cols {
 				addTail(y, x, dt, wt, rowBytes, rows, cols, k, r, 0, n)
 			}
