@@ -369,3 +369,23 @@ func (c *Client) send(req *http.Request, out any) error {
 	}
 	return json.Unmarshal(data, out)
 }
+
+// BaseModel returns the name of the server's base model, the model that
+// fine-tuning jobs train on.
+func (c *Client) BaseModel(ctx context.Context) (string, error) {
+	var out struct {
+		Data []struct {
+			ID   string `json:"id"`
+			Root string `json:"root"`
+		} `json:"data"`
+	}
+	if err := c.do(ctx, "GET", "/v1/models", nil, &out); err != nil {
+		return "", err
+	}
+	for _, m := range out.Data {
+		if m.Root == "" {
+			return m.ID, nil
+		}
+	}
+	return "", errors.New("switchyard: the server lists no base model")
+}

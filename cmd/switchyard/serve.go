@@ -32,6 +32,9 @@ type serveOptions struct {
 	addr            string
 	adapters        []string // NAME=URI
 	registryDir     string   // "" means a temporary directory
+	jobsDir         string   // fine-tuning jobs and files; "" means a temporary directory
+	ftWorkers       int      // fine-tuning jobs training at once (0: 1)
+	ftThreads       int      // threads per fine-tuning job (0: 1)
 	allowOnDemand   bool
 	maxRequestBytes int64
 	sched           engine.SchedulerOptions
@@ -136,14 +139,29 @@ func startServer(ctx context.Context, o serveOptions) (_ *runningServer, err err
 	rs.cancel = cancel
 	go func() { rs.sched <- sched.Run(runCtx) }()
 
+	jobsDir := o.jobsDir
+	if jobsDir == "" && tok != nil {
+		if jobsDir, err = os.MkdirTemp("", "switchyard-jobs-*"); err != nil {
+			cancel()
+			<-rs.sched
+			return nil, err
+		}
+		rs.closers = append(rs.closers, func() { os.RemoveAll(jobsDir) })
+	}
+	if tok == nil {
+		jobsDir = "" // fine-tuning reads text with the tokenizer
+	}
 	srv, err := server.New(server.Config{Model: m, Tokenizer: tok, BaseName: rs.Name, Registry: reg, Cache: cache,
-		Scheduler: sched, AllowOnDemand: o.allowOnDemand, MaxRequestBytes: o.maxRequestBytes, Logger: o.log, Metrics: metrics})
+		Scheduler: sched, AllowOnDemand: o.allowOnDemand, MaxRequestBytes: o.maxRequestBytes, Logger: o.log, Metrics: metrics,
+		JobsDir: jobsDir, FinetuneWorkers: o.ftWorkers, FinetuneThreads: o.ftThreads})
 	if err != nil {
 		cancel()
 		<-rs.sched
 		return nil, err
 	}
 	rs.srv = srv
+	// The fine-tuning jobs stop before the model and registry close.
+	rs.closers = append(rs.closers, func() { srv.Close() })
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		cancel()
@@ -210,6 +228,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on (HOST:PORT; port 0 picks one)")
 	fs.Var(&adapterF, "adapter", "register an adapter at start: NAME=URI (a dir, a GGUF file, s3://, https://, hf://); repeatable")
 	fs.StringVar(&o.registryDir, "registry", "", "adapter registry directory, kept between runs (default: a temporary one)")
+	fs.StringVar(&o.jobsDir, "jobs", "", "fine-tuning directory (uploaded files, jobs, checkpoints), kept between runs: unfinished jobs resume (default: a temporary one)")
+	fs.IntVar(&o.ftWorkers, "finetune-workers", 1, "fine-tuning jobs that train at once")
+	fs.IntVar(&o.ftThreads, "finetune-threads", 1, "threads per fine-tuning job")
 	fs.BoolVar(&o.allowOnDemand, "allow-on-demand", false, "let requests name an adapter URI as their model, loaded on first use")
 	fs.Int64Var(&o.maxRequestBytes, "max-request-bytes", server.DefaultMaxRequestBytes, "largest request body (413 beyond it)")
 	fs.IntVar(&o.sched.MaxSeqs, "max-seqs", 64, "most requests running at once")

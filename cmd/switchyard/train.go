@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/switchyard-ai/switchyard/client"
 	"github.com/switchyard-ai/switchyard/engine"
 	"github.com/switchyard-ai/switchyard/model"
 	"github.com/switchyard-ai/switchyard/train"
@@ -52,12 +55,17 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ckptEvery = fs.Int("checkpoint-every", 0, "checkpoint every N steps")
 		resume    = fs.String("resume", "", "resume from this checkpoint directory")
 		quiet     = fs.Bool("quiet", false, "no progress lines")
+		serverURL = fs.String("server", "", "send the job to the Switchyard server at this URL instead of training here; --model is then the server's base model name (default: its base model)")
+		suffix    = fs.String("suffix", "", "with --server: a suffix for the fine-tuned model's name")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("train: unexpected argument %q", fs.Arg(0))
+	}
+	if *serverURL != "" {
+		return trainRemote(ctx, fs, *serverURL, *suffix, stdout, stderr)
 	}
 	if *dataPath == "" || *outDir == "" {
 		return errors.New("train: --data and --out are required")
@@ -142,4 +150,123 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "adapter written to %s\n", *outDir)
 	return nil
+}
+
+// remoteFlags are the train flags a server's fine-tuning job takes.
+var remoteFlags = map[string]bool{"server": true, "suffix": true, "model": true, "data": true, "eval": true, "r": true,
+	"lora-alpha": true, "use-rslora": true, "target-modules": true, "lora-dropout": true, "lr": true, "epochs": true,
+	"max-steps": true, "batch-size": true, "seed": true, "quiet": true}
+
+// trainRemote is "switchyard train --server URL": it uploads the data,
+// creates a fine-tuning job on the server, prints its events as progress
+// lines and, when it succeeds, the fine-tuned model's name. Interrupted,
+// it cancels the job.
+func trainRemote(ctx context.Context, fs *flag.FlagSet, url, suffix string, stdout, stderr io.Writer) error {
+	var bad []string
+	fs.Visit(func(f *flag.Flag) {
+		if !remoteFlags[f.Name] {
+			bad = append(bad, "--"+f.Name)
+		}
+	})
+	if len(bad) > 0 {
+		return fmt.Errorf("train: %s cannot be used with --server", strings.Join(bad, ", "))
+	}
+	flagValue := func(name string) string { return fs.Lookup(name).Value.String() }
+	flagInt := func(name string) int { n, _ := strconv.Atoi(flagValue(name)); return n }
+	flagFloat := func(name string) float64 { f, _ := strconv.ParseFloat(flagValue(name), 64); return f }
+	dataPath, evalPath := flagValue("data"), flagValue("eval")
+	if dataPath == "" {
+		return errors.New("train: --data is required")
+	}
+	c := client.New(url, nil)
+	base := flagValue("model")
+	if base == "" {
+		var err error
+		if base, err = c.BaseModel(ctx); err != nil {
+			return fmt.Errorf("train: %s: %w", url, err)
+		}
+	}
+	upload := func(path string) (string, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", fmt.Errorf("train: %w", err)
+		}
+		defer f.Close()
+		up, err := c.UploadFile(ctx, filepath.Base(path), f)
+		if err != nil {
+			return "", fmt.Errorf("train: uploading %s: %w", path, err)
+		}
+		return up.ID, nil
+	}
+	req := client.JobRequest{Model: base, Suffix: suffix,
+		Hyperparameters: client.Hyperparameters{NEpochs: flagInt("epochs"), BatchSize: flagInt("batch-size"),
+			LearningRateMultiplier: flagFloat("lr") / train.Defaults().LR, MaxSteps: flagInt("max-steps")},
+		LoRA: client.LoRA{R: flagInt("r"), LoRAAlpha: flagFloat("lora-alpha"), UseRSLoRA: flagValue("use-rslora") == "true",
+			LoRADropout: flagFloat("lora-dropout")}}
+	seed, _ := strconv.ParseInt(flagValue("seed"), 10, 64)
+	req.Seed = &seed
+	for _, t := range strings.Split(flagValue("target-modules"), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			req.LoRA.TargetModules = append(req.LoRA.TargetModules, t)
+		}
+	}
+	var err error
+	if req.TrainingFile, err = upload(dataPath); err != nil {
+		return err
+	}
+	if evalPath != "" {
+		if req.ValidationFile, err = upload(evalPath); err != nil {
+			return err
+		}
+	}
+	job, err := c.CreateJob(ctx, req)
+	if err != nil {
+		return fmt.Errorf("train: creating the job: %w", err)
+	}
+	fmt.Fprintf(stderr, "train: job %s on %s at %s\n", job.ID, base, url)
+	quiet := flagValue("quiet") == "true"
+	done, err := c.WatchJob(ctx, job.ID, func(ev client.JobEvent) {
+		if !quiet {
+			fmt.Fprintln(stderr, remoteProgress(ev))
+		}
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if _, cerr := c.CancelJob(cctx, job.ID); cerr == nil {
+				fmt.Fprintf(stderr, "train: job %s cancelled\n", job.ID)
+			}
+		}
+		return fmt.Errorf("train: job %s: %w", job.ID, err)
+	}
+	switch done.Status {
+	case "succeeded":
+		fmt.Fprintf(stderr, "train: job %s succeeded on %d tokens; the server serves its model as:\n", done.ID, done.TrainedTokens)
+		fmt.Fprintln(stdout, done.FineTunedModel)
+		return nil
+	case "failed":
+		msg := "unknown error"
+		if done.Error != nil {
+			msg = done.Error.Message
+		}
+		return fmt.Errorf("train: job %s failed: %s", done.ID, msg)
+	}
+	return fmt.Errorf("train: job %s was %s", done.ID, done.Status)
+}
+
+// remoteProgress formats a job event as a progress line: a step's
+// metrics as the local progress lines are, other events as their
+// message.
+func remoteProgress(ev client.JobEvent) string {
+	num := func(k string) float64 { f, _ := ev.Data[k].(float64); return f }
+	if _, ok := ev.Data["train_loss"]; ok {
+		return fmt.Sprintf("step %d/%d  epoch %.2f  loss %.4f  lr %.3g  %.0f tok/s  eta %v",
+			int(num("step")), int(num("total_steps")), num("epoch"), num("train_loss"), num("learning_rate"),
+			num("tokens_per_second"), (time.Duration(num("eta_seconds") * float64(time.Second))).Round(time.Second))
+	}
+	if _, ok := ev.Data["valid_loss"]; ok {
+		return fmt.Sprintf("step %d/%d  eval loss %.4f", int(num("step")), int(num("total_steps")), num("valid_loss"))
+	}
+	return ev.Message
 }
