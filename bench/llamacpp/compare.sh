@@ -35,9 +35,10 @@ if [[ ! -f $NODE_LLAMA_CPP_DIR/node_modules/node-llama-cpp/package.json ]]; then
   echo "installing node-llama-cpp $NLC_VERSION into $NODE_LLAMA_CPP_DIR" >&2
   mkdir -p "$NODE_LLAMA_CPP_DIR"
   (cd "$NODE_LLAMA_CPP_DIR" && [[ -f package.json ]] || echo '{"private": true}' >package.json)
-  # Skip the postinstall (it would build llama.cpp from source); the platform
-  # package carries the prebuilt CPU binaries.
-  (cd "$NODE_LLAMA_CPP_DIR" && NODE_LLAMA_CPP_POSTINSTALL=skip npm i --no-audit --no-fund \
+  # Skip the postinstall (it would build llama.cpp from source): the platform
+  # package, named explicitly, carries the prebuilt CPU binaries; the other
+  # optional ones (CUDA, Vulkan, other platforms) are left out.
+  (cd "$NODE_LLAMA_CPP_DIR" && NODE_LLAMA_CPP_POSTINSTALL=skip npm i --no-audit --no-fund --omit=optional \
     "node-llama-cpp@$NLC_VERSION" "@node-llama-cpp/$(node -p 'process.platform + "-" + process.arch')@$NLC_VERSION" >&2)
 fi
 

@@ -8,7 +8,7 @@
 //     cannot batch sequences that use different adapters.
 //
 // node run.mjs --model M.gguf [--lora L.gguf] [--threads 2] [--prompt-tokens 512]
-//              [--decode-steps 32] [--reps 3] [--seqs 8]
+//              [--decode-steps 32] [--reps 3] [--seqs 8] [--flash-attention auto|on|off]
 // node-llama-cpp is imported from $NODE_LLAMA_CPP_DIR/node_modules (compare.sh
 // installs it there).
 import { join } from "node:path";
@@ -25,11 +25,13 @@ const { values: opt } = parseArgs({
         "decode-steps": { type: "string", default: "32" },
         reps: { type: "string", default: "3" },
         seqs: { type: "string", default: "8" },
+        "flash-attention": { type: "string", default: "auto" },
     },
 });
 if (!opt.model) throw new Error("run.mjs: --model is required");
 const threads = +opt.threads, promptLen = +opt["prompt-tokens"], steps = +opt["decode-steps"];
 const reps = +opt.reps, nSeqs = +opt.seqs;
+const flashAttention = { auto: "auto", on: true, off: false }[opt["flash-attention"]];
 
 const cache = process.env.SWITCHYARD_CACHE ?? join(homedir(), ".cache", "switchyard");
 const dir = process.env.NODE_LLAMA_CPP_DIR ?? join(cache, "node-llama-cpp");
@@ -53,7 +55,7 @@ async function decode(seq, first) {
 // single measures prefill and decode of one sequence, median of reps.
 async function single(lora) {
     const ctx = await model.createContext({
-        contextSize: promptLen + steps + 16, threads, batchSize: 512, sequences: 1,
+        contextSize: promptLen + steps + 16, threads, batchSize: 512, sequences: 1, flashAttention,
         ...(lora ? { lora: { adapters: [{ filePath: lora }] } } : {}),
     });
     const seq = ctx.getSequence();
@@ -74,7 +76,7 @@ async function single(lora) {
 // multi prefills nSeqs sequences in one context, then decodes them together.
 async function multi() {
     const ctx = await model.createContext({
-        contextSize: promptLen + steps + 16, threads, batchSize: 512, sequences: nSeqs,
+        contextSize: promptLen + steps + 16, threads, batchSize: 512, sequences: nSeqs, flashAttention,
     });
     const seqs = Array.from({ length: nSeqs }, () => ctx.getSequence());
     let t = now();
@@ -100,5 +102,5 @@ if (opt.lora) {
 const m = await multi();
 row("prefill", nSeqs, "none", nSeqs * promptLen, m.prefill);
 row("decode", nSeqs, "none", nSeqs * steps, m.decode);
-console.log(JSON.stringify({ engine: "llama.cpp via node-llama-cpp", model: opt.model, threads, rows }, null, 2));
+console.log(JSON.stringify({ engine: "llama.cpp via node-llama-cpp", model: opt.model, threads, flash_attention: opt["flash-attention"], rows }, null, 2));
 await model.dispose();
