@@ -117,6 +117,9 @@ func TestTrainOptionsAndCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	for long.Status != "running" {
+		if long.Done() {
+			t.Fatalf("job %s before it ran: %+v", long.Status, long.Error)
+		}
 		time.Sleep(10 * time.Millisecond)
 		if long, err = c.Job(ctx, long.ID); err != nil {
 			t.Fatal(err)

@@ -78,12 +78,14 @@ type Jobs struct {
 	closed  bool
 	jobs    map[string]*jobState
 	running map[string]context.CancelFunc
+	seq     int64 // the last job's Seq
 	wg      sync.WaitGroup
 }
 
 // jobState is a job's record and its events.
 type jobState struct {
 	FineTuningJob
+	Seq       int64      `json:"seq"` // creation order: the queue's order
 	Events    []JobEvent `json:"events"`
 	NextEvent int        `json:"next_event"`
 	saved     time.Time  // when the record was last written
@@ -209,6 +211,7 @@ func OpenJobs(cfg JobsConfig) (*Jobs, error) {
 			j.save(&st)
 		}
 		j.jobs[st.ID] = &st
+		j.seq = max(j.seq, st.Seq)
 	}
 	for range cfg.Workers {
 		j.wg.Add(1)
@@ -293,6 +296,8 @@ func (j *Jobs) Create(job FineTuningJob) (FineTuningJob, error) {
 	if j.closed {
 		return FineTuningJob{}, errors.New("server: the fine-tuning manager is closed")
 	}
+	j.seq++
+	st.Seq = j.seq
 	j.save(st)
 	j.jobs[job.ID] = st
 	j.cond.Signal()
@@ -314,16 +319,15 @@ func (j *Jobs) Get(id string) (FineTuningJob, error) {
 func (j *Jobs) List() []FineTuningJob {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	out := make([]FineTuningJob, 0, len(j.jobs))
+	sts := make([]*jobState, 0, len(j.jobs))
 	for _, st := range j.jobs {
-		out = append(out, st.FineTuningJob)
+		sts = append(sts, st)
 	}
-	sort.Slice(out, func(a, b int) bool {
-		if out[a].CreatedAt != out[b].CreatedAt {
-			return out[a].CreatedAt > out[b].CreatedAt
-		}
-		return out[a].ID > out[b].ID
-	})
+	sort.Slice(sts, func(a, b int) bool { return sts[a].Seq > sts[b].Seq })
+	out := make([]FineTuningJob, len(sts))
+	for i, st := range sts {
+		out[i] = st.FineTuningJob
+	}
 	return out
 }
 
@@ -397,8 +401,7 @@ func (j *Jobs) worker() {
 		var next *jobState
 		for !j.closed {
 			for _, st := range j.jobs {
-				if st.Status == StatusQueued && j.running[st.ID] == nil &&
-					(next == nil || st.CreatedAt < next.CreatedAt || st.CreatedAt == next.CreatedAt && st.ID < next.ID) {
+				if st.Status == StatusQueued && j.running[st.ID] == nil && (next == nil || st.Seq < next.Seq) {
 					next = st
 				}
 			}

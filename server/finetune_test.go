@@ -244,10 +244,13 @@ func TestFinetuneCancel(t *testing.T) {
 	id := e.createJob(ftData(8), 100000)
 	waitJob(t, func() FineTuningJob { return e.getJob(id) }, StatusRunning)
 	// Let it take a few steps.
-	for {
+	for deadline := time.Now().Add(30 * time.Second); ; {
 		evs, _ := e.ft.jobs.Events(id)
 		if len(evs) > 5 {
 			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no steps after 30s: %+v", e.getJob(id))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -366,9 +369,12 @@ func TestFinetuneRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Wait for a checkpoint, then stop the manager mid-run.
-	for {
+	for deadline := time.Now().Add(30 * time.Second); ; {
 		if cps, _ := jobs.Checkpoints(job.ID); len(cps) > 0 {
 			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint after 30s")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
