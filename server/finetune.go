@@ -14,7 +14,9 @@ import (
 // The fine-tuning API follows OpenAI's:
 //
 //	POST /v1/files                          upload a JSONL training file (multipart: purpose=fine-tune, file)
+//	GET  /v1/files                          the uploaded files, newest first
 //	GET  /v1/files/{id}                     an uploaded file
+//	DELETE /v1/files/{id}                   delete an uploaded file
 //	POST /v1/fine_tuning/jobs               create a job
 //	GET  /v1/fine_tuning/jobs               list the jobs, newest first
 //	GET  /v1/fine_tuning/jobs/{id}          a job
@@ -172,6 +174,25 @@ func (s *Server) handleGetFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, f)
+}
+
+func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) {
+	if !s.needJobs(w) {
+		return
+	}
+	writePage(w, r, s.jobs.Files(), func(f FileObject) string { return f.ID })
+}
+
+func (s *Server) handleDeleteFile(w http.ResponseWriter, r *http.Request) {
+	if !s.needJobs(w) {
+		return
+	}
+	id := r.PathValue("id")
+	if err := s.jobs.DeleteFile(id); err != nil {
+		writeError(w, jobsError(err, "file"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "file", "deleted": true})
 }
 
 func (s *Server) handleCreateJob(w http.ResponseWriter, r *http.Request) {

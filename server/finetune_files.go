@@ -1,12 +1,14 @@
 package server
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,4 +112,33 @@ func (j *Jobs) removeFile(id string) {
 		os.Remove(j.filePath(id) + ".json")
 		os.Remove(j.filePath(id))
 	}
+}
+
+// Files returns the uploaded files, newest first.
+func (j *Jobs) Files() []FileObject {
+	paths, _ := filepath.Glob(filepath.Join(j.cfg.Dir, "files", "file-*.jsonl.json"))
+	out := []FileObject{}
+	for _, p := range paths {
+		id := strings.TrimSuffix(filepath.Base(p), ".jsonl.json")
+		if f, err := j.File(id); err == nil {
+			out = append(out, f)
+		}
+	}
+	slices.SortFunc(out, func(a, b FileObject) int {
+		if c := cmp.Compare(b.CreatedAt, a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	return out
+}
+
+// DeleteFile deletes an uploaded file. Jobs that have not started yet on
+// it will fail.
+func (j *Jobs) DeleteFile(id string) error {
+	if _, err := j.File(id); err != nil {
+		return err
+	}
+	j.removeFile(id)
+	return nil
 }

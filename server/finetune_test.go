@@ -342,6 +342,15 @@ func TestFinetuneBadFile(t *testing.T) {
 	if code, _ := e.call("GET", "/v1/files/file-nope", "", ""); code != 404 {
 		t.Errorf("GET unknown file: %d", code)
 	}
+	if code, out := e.call("GET", "/v1/files", "", ""); code != 200 || len(out["data"].([]any)) != 1 {
+		t.Errorf("list files: %d %v", code, out)
+	}
+	if code, out := e.call("DELETE", "/v1/files/"+f["id"].(string), "", ""); code != 200 || out["deleted"] != true {
+		t.Errorf("delete file: %d %v", code, out)
+	}
+	if code, _ := e.call("GET", "/v1/files/"+f["id"].(string), "", ""); code != 404 {
+		t.Errorf("GET deleted file: %d", code)
+	}
 }
 
 func TestFinetuneRestart(t *testing.T) {

@@ -36,7 +36,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/chains/{name}/run", s.handleRunSavedChain)
 
 	mux.HandleFunc("POST /v1/files", s.handleUploadFile)
+	mux.HandleFunc("GET /v1/files", s.handleListFiles)
 	mux.HandleFunc("GET /v1/files/{id}", s.handleGetFile)
+	mux.HandleFunc("DELETE /v1/files/{id}", s.handleDeleteFile)
 	mux.HandleFunc("POST /v1/fine_tuning/jobs", s.handleCreateJob)
 	mux.HandleFunc("GET /v1/fine_tuning/jobs", s.handleListJobs)
 	mux.HandleFunc("GET /v1/fine_tuning/jobs/{id}", s.handleGetJob)
