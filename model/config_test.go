@@ -98,4 +98,7 @@ func TestUnpermuteRows(t *testing.T) {
 	if string(got) != string(hf) {
 		t.Errorf("UnpermuteRows = %v, want %v", got, hf)
 	}
+	if back := PermuteRows(hf, 2, 4, 1); string(back) != string(gguf) {
+		t.Errorf("PermuteRows = %v, want %v", back, gguf)
+	}
 }

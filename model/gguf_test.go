@@ -13,21 +13,6 @@ import (
 	"github.com/switchyard-ai/switchyard/model"
 )
 
-// permuteRows is llama.cpp's convert_hf_to_gguf permute: HF row
-// h*hd + i*hd/2 + j goes to GGUF row h*hd + 2j + i.
-func permuteRows(src []byte, heads, hd, rowBytes int) []byte {
-	dst := make([]byte, len(src))
-	for h := range heads {
-		for i := range 2 {
-			for j := range hd / 2 {
-				from, to := h*hd+i*hd/2+j, h*hd+2*j+i
-				copy(dst[to*rowBytes:(to+1)*rowBytes], src[from*rowBytes:(from+1)*rowBytes])
-			}
-		}
-	}
-	return dst
-}
-
 // convertToGGUF writes a Hugging Face fixture model as llama.cpp's
 // converter would: GGUF tensor names, q/k rows permuted for Llama, norms
 // in F32, and llama3 rope scaling as a rope_freqs tensor of per-frequency
@@ -79,7 +64,7 @@ func convertToGGUF(t *testing.T, dir, out string) {
 			if arch != "llama" {
 				return b
 			}
-			return permuteRows(b, heads, cfg.HeadDim, dt.RowBytes(shape[len(shape)-1]))
+			return model.PermuteRows(b, heads, cfg.HeadDim, dt.RowBytes(shape[len(shape)-1]))
 		}
 	}
 	add("token_embd.weight", "model.embed_tokens.weight", nil)

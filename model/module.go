@@ -79,13 +79,29 @@ func ParseGGUFModule(s string) (Module, bool) {
 // src holds rows of rowBytes bytes each, heads*headDim rows in all; the
 // result is a new slice.
 func UnpermuteRows(src []byte, heads, headDim, rowBytes int) []byte {
+	return moveRows(src, heads, headDim, rowBytes, false)
+}
+
+// PermuteRows is the inverse of UnpermuteRows: Hugging Face rotate_half
+// rows to llama.cpp's interleaved order, as its converters write GGUF
+// Llama q/k weights and LoRA B matrices.
+func PermuteRows(src []byte, heads, headDim, rowBytes int) []byte {
+	return moveRows(src, heads, headDim, rowBytes, true)
+}
+
+// moveRows maps HF row h*headDim + i*half + j to GGUF row h*headDim + 2j + i
+// (toGGUF) or back.
+func moveRows(src []byte, heads, headDim, rowBytes int, toGGUF bool) []byte {
 	dst := make([]byte, len(src))
 	half := headDim / 2
 	for h := range heads {
 		for i := range 2 {
 			for j := range half {
-				to := h*headDim + i*half + j
-				from := h*headDim + 2*j + i
+				hf, gg := h*headDim+i*half+j, h*headDim+2*j+i
+				from, to := gg, hf
+				if toGGUF {
+					from, to = hf, gg
+				}
 				copy(dst[to*rowBytes:(to+1)*rowBytes], src[from*rowBytes:(from+1)*rowBytes])
 			}
 		}

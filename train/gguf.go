@@ -56,7 +56,7 @@ func SaveGGUF(path string, a *lora.Adapter, cfg *model.Config) error {
 				if mod == model.ModK {
 					heads = cfg.KVHeads
 				}
-				bb = permuteRows(bb, heads, cfg.HeadDim, 4*p.Rank)
+				bb = model.PermuteRows(bb, heads, cfg.HeadDim, 4*p.Rank)
 			}
 			name := fmt.Sprintf("blk.%d.%s.weight", l, mod.GGUFName())
 			if err := w.AddTensor(name+".lora_a", kernels.F32, []int{p.Rank, in}, kernels.F32Bytes(av)); err != nil {
@@ -75,22 +75,4 @@ func SaveGGUF(path string, a *lora.Adapter, cfg *model.Config) error {
 		return fmt.Errorf("train: %w", err)
 	}
 	return nil
-}
-
-// permuteRows is the inverse of model.UnpermuteRows: rows in Hugging
-// Face's rotate_half order (within a head, j pairs with j + half) go to
-// llama.cpp's interleaved order (2j, 2j+1).
-func permuteRows(src []byte, heads, headDim, rowBytes int) []byte {
-	dst := make([]byte, len(src))
-	half := headDim / 2
-	for h := range heads {
-		for i := range 2 {
-			for j := range half {
-				from := h*headDim + i*half + j
-				to := h*headDim + 2*j + i
-				copy(dst[to*rowBytes:(to+1)*rowBytes], src[from*rowBytes:(from+1)*rowBytes])
-			}
-		}
-	}
-	return dst
 }
