@@ -92,10 +92,29 @@ func genTile(v isa, dt dtype) {
 			XORQ(wo, wo)
 		}
 		loop, reduce := fmt.Sprintf("loop%d", T), fmt.Sprintf("reduce%d", T)
+		// The tile's 4 rows are short (a few KB) and read side by side,
+		// which the hardware prefetcher follows poorly; prefetch the next
+		// tile's bytes (it starts 4 row strides on, and callers lay rows
+		// out back to back) as fast as this one is consumed.
+		var pf reg.GPVirtual
+		perIter := 4 * step * dt.size
+		if dt == q8 {
+			perIter = 4 * q8BlockBytes
+		}
+		if T == 1 {
+			pf = GP64()
+			LEAQ(Mem{Base: wr[3], Index: ws, Scale: 1}, pf)
+		}
 		TESTQ(k, k)
 		JZ(LabelRef(reduce))
 
 		Label(loop)
+		if T == 1 {
+			for off := 0; off < perIter; off += 64 {
+				PREFETCHT0(Mem{Base: pf, Disp: off})
+			}
+			ADDQ(U32(perIter), pf)
+		}
 		if dt != q8 {
 			for t := range T {
 				VMOVUPS(Mem{Base: xt[t], Index: c, Scale: 4}, v.vec(t))
