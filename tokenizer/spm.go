@@ -31,44 +31,8 @@ func (a spmBigram) before(b spmBigram) bool {
 	return a.score > b.score || (a.score == b.score && a.left < b.left)
 }
 
-type bigramHeap []spmBigram
-
-func (h *bigramHeap) push(c spmBigram) {
-	*h = append(*h, c)
-	s := *h
-	for i := len(s) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !s[i].before(s[p]) {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
-	}
-}
-
-func (h *bigramHeap) pop() spmBigram {
-	s := *h
-	top := s[0]
-	last := len(s) - 1
-	s[0] = s[last]
-	s = s[:last]
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(s) && s[l].before(s[m]) {
-			m = l
-		}
-		if r < len(s) && s[r].before(s[m]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		s[i], s[m] = s[m], s[i]
-		i = m
-	}
-	*h = s
-	return top
-}
+// bigramHeap is a binary min-heap of bigrams, best score first.
+type bigramHeap = minHeap[spmBigram]
 
 // utf8SeqLen is llama.cpp's unicode_len_utf8: the length a lead byte
 // announces, 1 for a byte that cannot lead.
