@@ -166,6 +166,28 @@ type loadPair struct {
 	present bool
 }
 
+// set records tensor key (a 2-D lora_A, or lora_B when isB) in the pair;
+// matrix is the tensor's Matrix method, called once the shape is known to
+// be 2-D. PEFT and GGUF loading share it.
+func (lp *loadPair) set(isB bool, path, key string, shape []int, matrix func() (kernels.Matrix, error)) error {
+	if len(shape) != 2 {
+		return &Error{Path: path, Tensor: key, Detail: fmt.Sprintf("has %d dimensions, want 2", len(shape)), Err: ErrMismatch}
+	}
+	mat, err := matrix()
+	if err != nil {
+		return &Error{Path: path, Tensor: key, Err: err}
+	}
+	dst, dstName := &lp.a, &lp.aName
+	if isB {
+		dst, dstName = &lp.b, &lp.bName
+	}
+	if *dstName != "" {
+		return &Error{Path: path, Tensor: key, Detail: "duplicates " + *dstName, Err: ErrFormat}
+	}
+	*dst, *dstName = mat, key
+	return nil
+}
+
 // build copies the pairs into one arena (transposing lora_B) and returns
 // the Adapter.
 func build(name, path string, conf *peft.Config, layers [][model.NumModules]loadPair) *Adapter {

@@ -69,22 +69,9 @@ func loadGGUF(name, path string, f *gguf.File, cfg *model.Config) (*Adapter, err
 		if terr != nil {
 			return nil, &Error{Path: path, Tensor: key, Err: terr}
 		}
-		if len(t.Shape) != 2 {
-			return nil, &Error{Path: path, Tensor: key, Detail: fmt.Sprintf("has %d dimensions, want 2", len(t.Shape)), Err: ErrMismatch}
+		if err := layers[layer][m].set(isB, path, key, t.Shape, t.Matrix); err != nil {
+			return nil, err
 		}
-		mat, terr := t.Matrix()
-		if terr != nil {
-			return nil, &Error{Path: path, Tensor: key, Err: terr}
-		}
-		lp := &layers[layer][m]
-		dst, dstName := &lp.a, &lp.aName
-		if isB {
-			dst, dstName = &lp.b, &lp.bName
-		}
-		if *dstName != "" {
-			return nil, &Error{Path: path, Tensor: key, Detail: "appears twice", Err: ErrFormat}
-		}
-		*dst, *dstName = mat, key
 	}
 
 	found := false

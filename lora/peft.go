@@ -69,22 +69,9 @@ func loadPEFT(name, dir, path string, conf *peft.Config, f *safetensors.File, cf
 		if terr != nil {
 			return nil, &Error{Path: path, Tensor: key, Err: terr}
 		}
-		if len(t.Shape) != 2 {
-			return nil, &Error{Path: path, Tensor: key, Detail: fmt.Sprintf("has %d dimensions, want 2", len(t.Shape)), Err: ErrMismatch}
+		if err := layers[layer][m].set(isB, path, key, t.Shape, t.Matrix); err != nil {
+			return nil, err
 		}
-		mat, terr := t.Matrix()
-		if terr != nil {
-			return nil, &Error{Path: path, Tensor: key, Err: terr}
-		}
-		lp := &layers[layer][m]
-		dst, dstName := &lp.a, &lp.aName
-		if isB {
-			dst, dstName = &lp.b, &lp.bName
-		}
-		if *dstName != "" {
-			return nil, &Error{Path: path, Tensor: key, Detail: "duplicates " + *dstName, Err: ErrFormat}
-		}
-		*dst, *dstName = mat, key
 	}
 
 	// Check the tensors against the configuration and the base model,
