@@ -15,6 +15,10 @@ type impl struct {
 	axpyRow    func(y []float32, alpha float32, dt DType, src []byte) // y += alpha·src[:len(y)]
 	decodeRow  func(dst []float32, dt DType, src []byte)
 	rmsNorm    func(out, x, weight []float32, eps float32)
+	dotRows    func(y []float32, ystride int, x []float32, xstride, n int, w []float32, wstride, rows, cols int)
+	axpyRows   func(y []float32, ystride int, a []float32, astride, n int, x []float32, xstride, rows, cols int)
+	expSum     func(x []float32, max, scale float32) float32 // x[i] = exp((x[i]-max)·scale); returns Σ
+	siluMul    func(gate, up []float32)
 }
 
 // goImpl is the pure-Go reference, which runs everywhere.
@@ -25,6 +29,10 @@ var goImpl = &impl{
 	axpyRow:    axpyRowGo,
 	decodeRow:  decodeRowGo,
 	rmsNorm:    rmsNormGo,
+	dotRows:    dotRowsGo,
+	axpyRows:   axpyRowsGo,
+	expSum:     expSumGo,
+	siluMul:    siluMulGo,
 }
 
 // impls lists the implementations this CPU can run, fastest first; the

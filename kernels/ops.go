@@ -22,27 +22,60 @@ func AxpyRow(y []float32, alpha float32, m Matrix, r int) {
 func RMSNorm(out, x, weight []float32, eps float32) { active.rmsNorm(out, x, weight, eps) }
 
 // Softmax replaces x with softmax(x) in place.
-func Softmax(x []float32) {
+func Softmax(x []float32) { ScaledSoftmax(x, 1) }
+
+// ScaledSoftmax replaces x with softmax(scale·x) in place; scale > 0.
+// Attention passes its 1/√d here rather than scaling every score first.
+func ScaledSoftmax(x []float32, scale float32) {
+	if len(x) == 0 {
+		return
+	}
 	m := float32(math.Inf(-1))
 	for _, v := range x {
 		m = max(m, v)
 	}
-	var sum float32
-	for i, v := range x {
-		e := float32(math.Exp(float64(v - m)))
-		x[i] = e
-		sum += e
-	}
-	inv := 1 / sum
+	inv := 1 / active.expSum(x, m, scale)
 	for i := range x {
 		x[i] *= inv
 	}
 }
 
 // SiLUMul writes silu(gate)·up into gate: the SwiGLU activation.
-func SiLUMul(gate, up []float32) {
-	up = up[:len(gate)]
-	for i, g := range gate {
-		gate[i] = g / (1 + float32(math.Exp(float64(-g)))) * up[i]
+func SiLUMul(gate, up []float32) { active.siluMul(gate, up[:len(gate)]) }
+
+// DotRows sets y[t*ystride+r] = Σ_{c<cols} x[t*xstride+c]·w[r*wstride+c]
+// for tokens t < n and rows r < rows: a small matrix product of strided
+// float32 rows, on the calling goroutine. It is attention's q·kᵀ, where
+// the rows of w are keys inside a KV cache and the n tokens are the query
+// heads that share them, so each key is loaded once for all of them.
+func DotRows(y []float32, ystride int, x []float32, xstride, n int, w []float32, wstride, rows, cols int) {
+	if n <= 0 || rows <= 0 {
+		return
+	}
+	checkStrided("DotRows y", len(y), n, ystride, rows)
+	checkStrided("DotRows x", len(x), n, xstride, cols)
+	checkStrided("DotRows w", len(w), rows, wstride, cols)
+	active.dotRows(y, ystride, x, xstride, n, w, wstride, rows, cols)
+}
+
+// AxpyRows adds Σ_{r<rows} a[t*astride+r]·x[r*xstride+c] to
+// y[t*ystride+c] for tokens t < n and columns c < cols, on the calling
+// goroutine: attention's p·V, where the rows of x are values inside a KV
+// cache, each loaded once for the n query heads that share it.
+func AxpyRows(y []float32, ystride int, a []float32, astride, n int, x []float32, xstride, rows, cols int) {
+	if n <= 0 || rows <= 0 || cols <= 0 {
+		return
+	}
+	checkStrided("AxpyRows y", len(y), n, ystride, cols)
+	checkStrided("AxpyRows a", len(a), n, astride, rows)
+	checkStrided("AxpyRows x", len(x), rows, xstride, cols)
+	active.axpyRows(y, ystride, a, astride, n, x, xstride, rows, cols)
+}
+
+// checkStrided panics unless a slice of length size holds n rows of width
+// values stride apart, so that no kernel reads or writes past it.
+func checkStrided(what string, size, n, stride, width int) {
+	if stride < 0 || width < 0 || (n-1)*stride+width > size {
+		panic("kernels: " + what + " too short for its rows")
 	}
 }

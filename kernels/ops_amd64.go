@@ -74,3 +74,60 @@ func checkSrc(src []byte, dt DType, n int) {
 		panic("kernels: " + dt.String() + " source shorter than its destination")
 	}
 }
+
+func (s *simd) dotRows(y []float32, ystride int, x []float32, xstride, n int, w []float32, wstride, rows, cols int) {
+	tile, maxT := s.tile[F32], s.maxT[F32]
+	k := cols &^ (s.lanes - 1)
+	r := 0
+	for ; r+4 <= rows; r += 4 {
+		wt := F32Bytes(w[r*wstride:])
+		for t := 0; t < n; t += maxT {
+			tile(&y[t*ystride+r], ystride, &x[t*xstride], xstride, &wt[0], 4*wstride, k, min(maxT, n-t))
+		}
+		for c := k; c < cols; c++ { // the columns after the last whole vector
+			for i := range 4 {
+				for t := range n {
+					y[t*ystride+r+i] += x[t*xstride+c] * w[(r+i)*wstride+c]
+				}
+			}
+		}
+	}
+	for ; r < rows; r++ {
+		for t := range n {
+			y[t*ystride+r] = s.dotSlices(x[t*xstride:t*xstride+cols], w[r*wstride:r*wstride+cols])
+		}
+	}
+}
+
+// axpyRowsAVX2 is AxpyRows for both AVX2 and AVX-512 (see _asm/attn.go):
+// 16 columns and up to 6 tokens per kernel call, the last columns in Go.
+func axpyRowsAVX2(y []float32, ystride int, a []float32, astride, n int, x []float32, xstride, rows, cols int) {
+	const width, maxT = 16, 6
+	c := 0
+	for ; c+width <= cols; c += width {
+		for t := 0; t < n; t += maxT {
+			axpyRowsF32AVX2(&y[t*ystride+c], ystride, &a[t*astride], astride, &x[c], xstride, min(maxT, n-t), rows)
+		}
+	}
+	if c < cols {
+		axpyRowsGo(y[c:], ystride, a, astride, n, x[c:], xstride, rows, cols-c)
+	}
+}
+
+func expSumSlices(x []float32, max, scale float32) float32 {
+	k := len(x) &^ 7
+	var sum float32
+	if k > 0 {
+		sum = expSumAVX2(&x[0], k, max, scale)
+	}
+	return sum + expSumGo(x[k:], max, scale)
+}
+
+func siluMulSlices(gate, up []float32) {
+	up = up[:len(gate)]
+	k := len(gate) &^ 7
+	if k > 0 {
+		siluMulAVX2(&gate[0], &up[0], k)
+	}
+	siluMulGo(gate[k:], up[k:])
+}

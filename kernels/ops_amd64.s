@@ -446,3 +446,644 @@ loop:
 done:
 	VZEROUPPER
 	RET
+
+// func axpyRowsF32AVX2(y *float32, ystride int, a *float32, astride int, x *float32, xstride int, nt int, rows int)
+// Requires: AVX, FMA3
+TEXT ·axpyRowsF32AVX2(SB), NOSPLIT, $0-64
+	MOVQ nt+48(FP), AX
+	CMPQ AX, $0x01
+	JEQ  tokens1
+	CMPQ AX, $0x02
+	JEQ  tokens2
+	CMPQ AX, $0x03
+	JEQ  tokens3
+	CMPQ AX, $0x04
+	JEQ  tokens4
+	CMPQ AX, $0x05
+	JEQ  tokens5
+	JMP  tokens6
+
+tokens1:
+	MOVQ    y+0(FP), AX
+	MOVQ    ystride+8(FP), CX
+	SHLQ    $0x02, CX
+	MOVQ    AX, CX
+	VMOVUPS (CX), Y0
+	VMOVUPS 32(CX), Y1
+	MOVQ    astride+24(FP), CX
+	SHLQ    $0x02, CX
+	MOVQ    a+16(FP), CX
+	MOVQ    x+32(FP), DX
+	MOVQ    xstride+40(FP), BX
+	SHLQ    $0x02, BX
+	MOVQ    rows+56(FP), SI
+	XORQ    DI, DI
+	TESTQ   SI, SI
+	JZ      store1
+
+loop1:
+	VMOVUPS      (DX), Y12
+	VMOVUPS      32(DX), Y13
+	VBROADCASTSS (CX)(DI*4), Y14
+	VFMADD231PS  Y12, Y14, Y0
+	VFMADD231PS  Y13, Y14, Y1
+	ADDQ         BX, DX
+	INCQ         DI
+	CMPQ         DI, SI
+	JB           loop1
+
+store1:
+	MOVQ    AX, CX
+	VMOVUPS Y0, (CX)
+	VMOVUPS Y1, 32(CX)
+	VZEROUPPER
+	RET
+
+tokens2:
+	MOVQ    y+0(FP), AX
+	MOVQ    ystride+8(FP), CX
+	SHLQ    $0x02, CX
+	MOVQ    AX, DX
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y2
+	VMOVUPS 32(DX), Y3
+	MOVQ    astride+24(FP), DX
+	SHLQ    $0x02, DX
+	MOVQ    a+16(FP), BX
+	LEAQ    (BX)(DX*1), DX
+	MOVQ    x+32(FP), SI
+	MOVQ    xstride+40(FP), DI
+	SHLQ    $0x02, DI
+	MOVQ    rows+56(FP), R8
+	XORQ    R9, R9
+	TESTQ   R8, R8
+	JZ      store2
+
+loop2:
+	VMOVUPS      (SI), Y12
+	VMOVUPS      32(SI), Y13
+	VBROADCASTSS (BX)(R9*4), Y14
+	VFMADD231PS  Y12, Y14, Y0
+	VFMADD231PS  Y13, Y14, Y1
+	VBROADCASTSS (DX)(R9*4), Y14
+	VFMADD231PS  Y12, Y14, Y2
+	VFMADD231PS  Y13, Y14, Y3
+	ADDQ         DI, SI
+	INCQ         R9
+	CMPQ         R9, R8
+	JB           loop2
+
+store2:
+	MOVQ    AX, DX
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	ADDQ    CX, DX
+	VMOVUPS Y2, (DX)
+	VMOVUPS Y3, 32(DX)
+	VZEROUPPER
+	RET
+
+tokens3:
+	MOVQ    y+0(FP), AX
+	MOVQ    ystride+8(FP), CX
+	SHLQ    $0x02, CX
+	MOVQ    AX, DX
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y2
+	VMOVUPS 32(DX), Y3
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y4
+	VMOVUPS 32(DX), Y5
+	MOVQ    astride+24(FP), DX
+	SHLQ    $0x02, DX
+	MOVQ    a+16(FP), BX
+	LEAQ    (BX)(DX*1), SI
+	LEAQ    (SI)(DX*1), DX
+	MOVQ    x+32(FP), DI
+	MOVQ    xstride+40(FP), R8
+	SHLQ    $0x02, R8
+	MOVQ    rows+56(FP), R9
+	XORQ    R10, R10
+	TESTQ   R9, R9
+	JZ      store3
+
+loop3:
+	VMOVUPS      (DI), Y12
+	VMOVUPS      32(DI), Y13
+	VBROADCASTSS (BX)(R10*4), Y14
+	VFMADD231PS  Y12, Y14, Y0
+	VFMADD231PS  Y13, Y14, Y1
+	VBROADCASTSS (SI)(R10*4), Y14
+	VFMADD231PS  Y12, Y14, Y2
+	VFMADD231PS  Y13, Y14, Y3
+	VBROADCASTSS (DX)(R10*4), Y14
+	VFMADD231PS  Y12, Y14, Y4
+	VFMADD231PS  Y13, Y14, Y5
+	ADDQ         R8, DI
+	INCQ         R10
+	CMPQ         R10, R9
+	JB           loop3
+
+store3:
+	MOVQ    AX, DX
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	ADDQ    CX, DX
+	VMOVUPS Y2, (DX)
+	VMOVUPS Y3, 32(DX)
+	ADDQ    CX, DX
+	VMOVUPS Y4, (DX)
+	VMOVUPS Y5, 32(DX)
+	VZEROUPPER
+	RET
+
+tokens4:
+	MOVQ    y+0(FP), AX
+	MOVQ    ystride+8(FP), CX
+	SHLQ    $0x02, CX
+	MOVQ    AX, DX
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y2
+	VMOVUPS 32(DX), Y3
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y4
+	VMOVUPS 32(DX), Y5
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y6
+	VMOVUPS 32(DX), Y7
+	MOVQ    astride+24(FP), DX
+	SHLQ    $0x02, DX
+	MOVQ    a+16(FP), BX
+	LEAQ    (BX)(DX*1), SI
+	LEAQ    (SI)(DX*1), DI
+	LEAQ    (DI)(DX*1), DX
+	MOVQ    x+32(FP), R8
+	MOVQ    xstride+40(FP), R9
+	SHLQ    $0x02, R9
+	MOVQ    rows+56(FP), R10
+	XORQ    R11, R11
+	TESTQ   R10, R10
+	JZ      store4
+
+loop4:
+	VMOVUPS      (R8), Y12
+	VMOVUPS      32(R8), Y13
+	VBROADCASTSS (BX)(R11*4), Y14
+	VFMADD231PS  Y12, Y14, Y0
+	VFMADD231PS  Y13, Y14, Y1
+	VBROADCASTSS (SI)(R11*4), Y14
+	VFMADD231PS  Y12, Y14, Y2
+	VFMADD231PS  Y13, Y14, Y3
+	VBROADCASTSS (DI)(R11*4), Y14
+	VFMADD231PS  Y12, Y14, Y4
+	VFMADD231PS  Y13, Y14, Y5
+	VBROADCASTSS (DX)(R11*4), Y14
+	VFMADD231PS  Y12, Y14, Y6
+	VFMADD231PS  Y13, Y14, Y7
+	ADDQ         R9, R8
+	INCQ         R11
+	CMPQ         R11, R10
+	JB           loop4
+
+store4:
+	MOVQ    AX, DX
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	ADDQ    CX, DX
+	VMOVUPS Y2, (DX)
+	VMOVUPS Y3, 32(DX)
+	ADDQ    CX, DX
+	VMOVUPS Y4, (DX)
+	VMOVUPS Y5, 32(DX)
+	ADDQ    CX, DX
+	VMOVUPS Y6, (DX)
+	VMOVUPS Y7, 32(DX)
+	VZEROUPPER
+	RET
+
+tokens5:
+	MOVQ    y+0(FP), AX
+	MOVQ    ystride+8(FP), CX
+	SHLQ    $0x02, CX
+	MOVQ    AX, DX
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y2
+	VMOVUPS 32(DX), Y3
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y4
+	VMOVUPS 32(DX), Y5
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y6
+	VMOVUPS 32(DX), Y7
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y8
+	VMOVUPS 32(DX), Y9
+	MOVQ    astride+24(FP), DX
+	SHLQ    $0x02, DX
+	MOVQ    a+16(FP), BX
+	LEAQ    (BX)(DX*1), SI
+	LEAQ    (SI)(DX*1), DI
+	LEAQ    (DI)(DX*1), R8
+	LEAQ    (R8)(DX*1), DX
+	MOVQ    x+32(FP), R9
+	MOVQ    xstride+40(FP), R10
+	SHLQ    $0x02, R10
+	MOVQ    rows+56(FP), R11
+	XORQ    R12, R12
+	TESTQ   R11, R11
+	JZ      store5
+
+loop5:
+	VMOVUPS      (R9), Y12
+	VMOVUPS      32(R9), Y13
+	VBROADCASTSS (BX)(R12*4), Y14
+	VFMADD231PS  Y12, Y14, Y0
+	VFMADD231PS  Y13, Y14, Y1
+	VBROADCASTSS (SI)(R12*4), Y14
+	VFMADD231PS  Y12, Y14, Y2
+	VFMADD231PS  Y13, Y14, Y3
+	VBROADCASTSS (DI)(R12*4), Y14
+	VFMADD231PS  Y12, Y14, Y4
+	VFMADD231PS  Y13, Y14, Y5
+	VBROADCASTSS (R8)(R12*4), Y14
+	VFMADD231PS  Y12, Y14, Y6
+	VFMADD231PS  Y13, Y14, Y7
+	VBROADCASTSS (DX)(R12*4), Y14
+	VFMADD231PS  Y12, Y14, Y8
+	VFMADD231PS  Y13, Y14, Y9
+	ADDQ         R10, R9
+	INCQ         R12
+	CMPQ         R12, R11
+	JB           loop5
+
+store5:
+	MOVQ    AX, DX
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	ADDQ    CX, DX
+	VMOVUPS Y2, (DX)
+	VMOVUPS Y3, 32(DX)
+	ADDQ    CX, DX
+	VMOVUPS Y4, (DX)
+	VMOVUPS Y5, 32(DX)
+	ADDQ    CX, DX
+	VMOVUPS Y6, (DX)
+	VMOVUPS Y7, 32(DX)
+	ADDQ    CX, DX
+	VMOVUPS Y8, (DX)
+	VMOVUPS Y9, 32(DX)
+	VZEROUPPER
+	RET
+
+tokens6:
+	MOVQ    y+0(FP), AX
+	MOVQ    ystride+8(FP), CX
+	SHLQ    $0x02, CX
+	MOVQ    AX, DX
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y2
+	VMOVUPS 32(DX), Y3
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y4
+	VMOVUPS 32(DX), Y5
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y6
+	VMOVUPS 32(DX), Y7
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y8
+	VMOVUPS 32(DX), Y9
+	ADDQ    CX, DX
+	VMOVUPS (DX), Y10
+	VMOVUPS 32(DX), Y11
+	MOVQ    astride+24(FP), DX
+	SHLQ    $0x02, DX
+	MOVQ    a+16(FP), BX
+	LEAQ    (BX)(DX*1), SI
+	LEAQ    (SI)(DX*1), DI
+	LEAQ    (DI)(DX*1), R8
+	LEAQ    (R8)(DX*1), R9
+	LEAQ    (R9)(DX*1), DX
+	MOVQ    x+32(FP), R10
+	MOVQ    xstride+40(FP), R11
+	SHLQ    $0x02, R11
+	MOVQ    rows+56(FP), R12
+	XORQ    R13, R13
+	TESTQ   R12, R12
+	JZ      store6
+
+loop6:
+	VMOVUPS      (R10), Y12
+	VMOVUPS      32(R10), Y13
+	VBROADCASTSS (BX)(R13*4), Y14
+	VFMADD231PS  Y12, Y14, Y0
+	VFMADD231PS  Y13, Y14, Y1
+	VBROADCASTSS (SI)(R13*4), Y14
+	VFMADD231PS  Y12, Y14, Y2
+	VFMADD231PS  Y13, Y14, Y3
+	VBROADCASTSS (DI)(R13*4), Y14
+	VFMADD231PS  Y12, Y14, Y4
+	VFMADD231PS  Y13, Y14, Y5
+	VBROADCASTSS (R8)(R13*4), Y14
+	VFMADD231PS  Y12, Y14, Y6
+	VFMADD231PS  Y13, Y14, Y7
+	VBROADCASTSS (R9)(R13*4), Y14
+	VFMADD231PS  Y12, Y14, Y8
+	VFMADD231PS  Y13, Y14, Y9
+	VBROADCASTSS (DX)(R13*4), Y14
+	VFMADD231PS  Y12, Y14, Y10
+	VFMADD231PS  Y13, Y14, Y11
+	ADDQ         R11, R10
+	INCQ         R13
+	CMPQ         R13, R12
+	JB           loop6
+
+store6:
+	MOVQ    AX, DX
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	ADDQ    CX, DX
+	VMOVUPS Y2, (DX)
+	VMOVUPS Y3, 32(DX)
+	ADDQ    CX, DX
+	VMOVUPS Y4, (DX)
+	VMOVUPS Y5, 32(DX)
+	ADDQ    CX, DX
+	VMOVUPS Y6, (DX)
+	VMOVUPS Y7, 32(DX)
+	ADDQ    CX, DX
+	VMOVUPS Y8, (DX)
+	VMOVUPS Y9, 32(DX)
+	ADDQ    CX, DX
+	VMOVUPS Y10, (DX)
+	VMOVUPS Y11, 32(DX)
+	VZEROUPPER
+	RET
+
+// func expSumAVX2(x *float32, n int, max float32, scale float32) float32
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·expSumAVX2(SB), NOSPLIT, $0-28
+	MOVQ         x+0(FP), AX
+	MOVQ         n+8(FP), CX
+	MOVSS        max+16(FP), X8
+	VBROADCASTSS X8, Y8
+	MOVSS        scale+20(FP), X9
+	VBROADCASTSS X9, Y9
+	VXORPS       Y10, Y10, Y10
+	VXORPS       Y11, Y11, Y11
+	MOVQ         CX, DX
+	ANDQ         $-16, DX
+	XORQ         BX, BX
+	CMPQ         BX, DX
+	JAE          single
+
+loop2:
+	VMOVUPS      (AX)(BX*4), Y0
+	VSUBPS       Y8, Y0, Y0
+	VMULPS       Y9, Y0, Y0
+	VMINPS       expconsts<>+0(SB), Y0, Y0
+	VMAXPS       expconsts<>+32(SB), Y0, Y0
+	VMULPS       expconsts<>+64(SB), Y0, Y1
+	VROUNDPS     $0x00, Y1, Y1
+	VFNMADD231PS expconsts<>+96(SB), Y1, Y0
+	VFNMADD231PS expconsts<>+128(SB), Y1, Y0
+	VMOVUPS      expconsts<>+160(SB), Y2
+	VFMADD213PS  expconsts<>+192(SB), Y0, Y2
+	VFMADD213PS  expconsts<>+224(SB), Y0, Y2
+	VFMADD213PS  expconsts<>+256(SB), Y0, Y2
+	VFMADD213PS  expconsts<>+288(SB), Y0, Y2
+	VFMADD213PS  expconsts<>+320(SB), Y0, Y2
+	VMULPS       Y0, Y0, Y3
+	VFMADD213PS  Y0, Y3, Y2
+	VADDPS       expconsts<>+352(SB), Y2, Y2
+	VCVTPS2DQ    Y1, Y1
+	VPADDD       expconsts<>+384(SB), Y1, Y1
+	VPSLLD       $0x17, Y1, Y1
+	VMULPS       Y1, Y2, Y0
+	VMOVUPS      Y0, (AX)(BX*4)
+	VADDPS       Y0, Y10, Y10
+	VMOVUPS      32(AX)(BX*4), Y4
+	VSUBPS       Y8, Y4, Y4
+	VMULPS       Y9, Y4, Y4
+	VMINPS       expconsts<>+0(SB), Y4, Y4
+	VMAXPS       expconsts<>+32(SB), Y4, Y4
+	VMULPS       expconsts<>+64(SB), Y4, Y5
+	VROUNDPS     $0x00, Y5, Y5
+	VFNMADD231PS expconsts<>+96(SB), Y5, Y4
+	VFNMADD231PS expconsts<>+128(SB), Y5, Y4
+	VMOVUPS      expconsts<>+160(SB), Y6
+	VFMADD213PS  expconsts<>+192(SB), Y4, Y6
+	VFMADD213PS  expconsts<>+224(SB), Y4, Y6
+	VFMADD213PS  expconsts<>+256(SB), Y4, Y6
+	VFMADD213PS  expconsts<>+288(SB), Y4, Y6
+	VFMADD213PS  expconsts<>+320(SB), Y4, Y6
+	VMULPS       Y4, Y4, Y7
+	VFMADD213PS  Y4, Y7, Y6
+	VADDPS       expconsts<>+352(SB), Y6, Y6
+	VCVTPS2DQ    Y5, Y5
+	VPADDD       expconsts<>+384(SB), Y5, Y5
+	VPSLLD       $0x17, Y5, Y5
+	VMULPS       Y5, Y6, Y4
+	VMOVUPS      Y4, 32(AX)(BX*4)
+	VADDPS       Y4, Y11, Y11
+	ADDQ         $0x00000010, BX
+	CMPQ         BX, DX
+	JB           loop2
+
+single:
+	CMPQ         BX, CX
+	JAE          reduce
+	VMOVUPS      (AX)(BX*4), Y0
+	VSUBPS       Y8, Y0, Y0
+	VMULPS       Y9, Y0, Y0
+	VMINPS       expconsts<>+0(SB), Y0, Y0
+	VMAXPS       expconsts<>+32(SB), Y0, Y0
+	VMULPS       expconsts<>+64(SB), Y0, Y1
+	VROUNDPS     $0x00, Y1, Y1
+	VFNMADD231PS expconsts<>+96(SB), Y1, Y0
+	VFNMADD231PS expconsts<>+128(SB), Y1, Y0
+	VMOVUPS      expconsts<>+160(SB), Y2
+	VFMADD213PS  expconsts<>+192(SB), Y0, Y2
+	VFMADD213PS  expconsts<>+224(SB), Y0, Y2
+	VFMADD213PS  expconsts<>+256(SB), Y0, Y2
+	VFMADD213PS  expconsts<>+288(SB), Y0, Y2
+	VFMADD213PS  expconsts<>+320(SB), Y0, Y2
+	VMULPS       Y0, Y0, Y3
+	VFMADD213PS  Y0, Y3, Y2
+	VADDPS       expconsts<>+352(SB), Y2, Y2
+	VCVTPS2DQ    Y1, Y1
+	VPADDD       expconsts<>+384(SB), Y1, Y1
+	VPSLLD       $0x17, Y1, Y1
+	VMULPS       Y1, Y2, Y0
+	VMOVUPS      Y0, (AX)(BX*4)
+	VADDPS       Y0, Y10, Y10
+
+reduce:
+	VADDPS       Y11, Y10, Y10
+	VEXTRACTF128 $0x01, Y10, X11
+	VADDPS       X11, X10, X10
+	VHADDPS      X10, X10, X10
+	VHADDPS      X10, X10, X10
+	MOVSS        X10, ret+24(FP)
+	VZEROUPPER
+	RET
+
+DATA expconsts<>+0(SB)/4, $0x42b00000
+DATA expconsts<>+4(SB)/4, $0x42b00000
+DATA expconsts<>+8(SB)/4, $0x42b00000
+DATA expconsts<>+12(SB)/4, $0x42b00000
+DATA expconsts<>+16(SB)/4, $0x42b00000
+DATA expconsts<>+20(SB)/4, $0x42b00000
+DATA expconsts<>+24(SB)/4, $0x42b00000
+DATA expconsts<>+28(SB)/4, $0x42b00000
+DATA expconsts<>+32(SB)/4, $0xc2b00000
+DATA expconsts<>+36(SB)/4, $0xc2b00000
+DATA expconsts<>+40(SB)/4, $0xc2b00000
+DATA expconsts<>+44(SB)/4, $0xc2b00000
+DATA expconsts<>+48(SB)/4, $0xc2b00000
+DATA expconsts<>+52(SB)/4, $0xc2b00000
+DATA expconsts<>+56(SB)/4, $0xc2b00000
+DATA expconsts<>+60(SB)/4, $0xc2b00000
+DATA expconsts<>+64(SB)/4, $0x3fb8aa3b
+DATA expconsts<>+68(SB)/4, $0x3fb8aa3b
+DATA expconsts<>+72(SB)/4, $0x3fb8aa3b
+DATA expconsts<>+76(SB)/4, $0x3fb8aa3b
+DATA expconsts<>+80(SB)/4, $0x3fb8aa3b
+DATA expconsts<>+84(SB)/4, $0x3fb8aa3b
+DATA expconsts<>+88(SB)/4, $0x3fb8aa3b
+DATA expconsts<>+92(SB)/4, $0x3fb8aa3b
+DATA expconsts<>+96(SB)/4, $0x3f318000
+DATA expconsts<>+100(SB)/4, $0x3f318000
+DATA expconsts<>+104(SB)/4, $0x3f318000
+DATA expconsts<>+108(SB)/4, $0x3f318000
+DATA expconsts<>+112(SB)/4, $0x3f318000
+DATA expconsts<>+116(SB)/4, $0x3f318000
+DATA expconsts<>+120(SB)/4, $0x3f318000
+DATA expconsts<>+124(SB)/4, $0x3f318000
+DATA expconsts<>+128(SB)/4, $0xb95e8083
+DATA expconsts<>+132(SB)/4, $0xb95e8083
+DATA expconsts<>+136(SB)/4, $0xb95e8083
+DATA expconsts<>+140(SB)/4, $0xb95e8083
+DATA expconsts<>+144(SB)/4, $0xb95e8083
+DATA expconsts<>+148(SB)/4, $0xb95e8083
+DATA expconsts<>+152(SB)/4, $0xb95e8083
+DATA expconsts<>+156(SB)/4, $0xb95e8083
+DATA expconsts<>+160(SB)/4, $0x39506967
+DATA expconsts<>+164(SB)/4, $0x39506967
+DATA expconsts<>+168(SB)/4, $0x39506967
+DATA expconsts<>+172(SB)/4, $0x39506967
+DATA expconsts<>+176(SB)/4, $0x39506967
+DATA expconsts<>+180(SB)/4, $0x39506967
+DATA expconsts<>+184(SB)/4, $0x39506967
+DATA expconsts<>+188(SB)/4, $0x39506967
+DATA expconsts<>+192(SB)/4, $0x3ab743ce
+DATA expconsts<>+196(SB)/4, $0x3ab743ce
+DATA expconsts<>+200(SB)/4, $0x3ab743ce
+DATA expconsts<>+204(SB)/4, $0x3ab743ce
+DATA expconsts<>+208(SB)/4, $0x3ab743ce
+DATA expconsts<>+212(SB)/4, $0x3ab743ce
+DATA expconsts<>+216(SB)/4, $0x3ab743ce
+DATA expconsts<>+220(SB)/4, $0x3ab743ce
+DATA expconsts<>+224(SB)/4, $0x3c088908
+DATA expconsts<>+228(SB)/4, $0x3c088908
+DATA expconsts<>+232(SB)/4, $0x3c088908
+DATA expconsts<>+236(SB)/4, $0x3c088908
+DATA expconsts<>+240(SB)/4, $0x3c088908
+DATA expconsts<>+244(SB)/4, $0x3c088908
+DATA expconsts<>+248(SB)/4, $0x3c088908
+DATA expconsts<>+252(SB)/4, $0x3c088908
+DATA expconsts<>+256(SB)/4, $0x3d2aa9c1
+DATA expconsts<>+260(SB)/4, $0x3d2aa9c1
+DATA expconsts<>+264(SB)/4, $0x3d2aa9c1
+DATA expconsts<>+268(SB)/4, $0x3d2aa9c1
+DATA expconsts<>+272(SB)/4, $0x3d2aa9c1
+DATA expconsts<>+276(SB)/4, $0x3d2aa9c1
+DATA expconsts<>+280(SB)/4, $0x3d2aa9c1
+DATA expconsts<>+284(SB)/4, $0x3d2aa9c1
+DATA expconsts<>+288(SB)/4, $0x3e2aaaaa
+DATA expconsts<>+292(SB)/4, $0x3e2aaaaa
+DATA expconsts<>+296(SB)/4, $0x3e2aaaaa
+DATA expconsts<>+300(SB)/4, $0x3e2aaaaa
+DATA expconsts<>+304(SB)/4, $0x3e2aaaaa
+DATA expconsts<>+308(SB)/4, $0x3e2aaaaa
+DATA expconsts<>+312(SB)/4, $0x3e2aaaaa
+DATA expconsts<>+316(SB)/4, $0x3e2aaaaa
+DATA expconsts<>+320(SB)/4, $0x3f000000
+DATA expconsts<>+324(SB)/4, $0x3f000000
+DATA expconsts<>+328(SB)/4, $0x3f000000
+DATA expconsts<>+332(SB)/4, $0x3f000000
+DATA expconsts<>+336(SB)/4, $0x3f000000
+DATA expconsts<>+340(SB)/4, $0x3f000000
+DATA expconsts<>+344(SB)/4, $0x3f000000
+DATA expconsts<>+348(SB)/4, $0x3f000000
+DATA expconsts<>+352(SB)/4, $0x3f800000
+DATA expconsts<>+356(SB)/4, $0x3f800000
+DATA expconsts<>+360(SB)/4, $0x3f800000
+DATA expconsts<>+364(SB)/4, $0x3f800000
+DATA expconsts<>+368(SB)/4, $0x3f800000
+DATA expconsts<>+372(SB)/4, $0x3f800000
+DATA expconsts<>+376(SB)/4, $0x3f800000
+DATA expconsts<>+380(SB)/4, $0x3f800000
+DATA expconsts<>+384(SB)/4, $0x0000007f
+DATA expconsts<>+388(SB)/4, $0x0000007f
+DATA expconsts<>+392(SB)/4, $0x0000007f
+DATA expconsts<>+396(SB)/4, $0x0000007f
+DATA expconsts<>+400(SB)/4, $0x0000007f
+DATA expconsts<>+404(SB)/4, $0x0000007f
+DATA expconsts<>+408(SB)/4, $0x0000007f
+DATA expconsts<>+412(SB)/4, $0x0000007f
+GLOBL expconsts<>(SB), RODATA|NOPTR, $416
+
+// func siluMulAVX2(gate *float32, up *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·siluMulAVX2(SB), NOSPLIT, $0-24
+	MOVQ  gate+0(FP), AX
+	MOVQ  up+8(FP), CX
+	MOVQ  n+16(FP), DX
+	XORQ  BX, BX
+	TESTQ DX, DX
+	JZ    done
+
+loop:
+	VMOVUPS      (AX)(BX*4), Y0
+	VXORPS       Y1, Y1, Y1
+	VSUBPS       Y0, Y1, Y1
+	VMINPS       expconsts<>+0(SB), Y1, Y1
+	VMAXPS       expconsts<>+32(SB), Y1, Y1
+	VMULPS       expconsts<>+64(SB), Y1, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VFNMADD231PS expconsts<>+96(SB), Y2, Y1
+	VFNMADD231PS expconsts<>+128(SB), Y2, Y1
+	VMOVUPS      expconsts<>+160(SB), Y3
+	VFMADD213PS  expconsts<>+192(SB), Y1, Y3
+	VFMADD213PS  expconsts<>+224(SB), Y1, Y3
+	VFMADD213PS  expconsts<>+256(SB), Y1, Y3
+	VFMADD213PS  expconsts<>+288(SB), Y1, Y3
+	VFMADD213PS  expconsts<>+320(SB), Y1, Y3
+	VMULPS       Y1, Y1, Y4
+	VFMADD213PS  Y1, Y4, Y3
+	VADDPS       expconsts<>+352(SB), Y3, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       expconsts<>+384(SB), Y2, Y2
+	VPSLLD       $0x17, Y2, Y2
+	VMULPS       Y2, Y3, Y1
+	VADDPS       expconsts<>+352(SB), Y1, Y1
+	VDIVPS       Y1, Y0, Y0
+	VMULPS       (CX)(BX*4), Y0, Y0
+	VMOVUPS      Y0, (AX)(BX*4)
+	ADDQ         $0x00000008, BX
+	CMPQ         BX, DX
+	JB           loop
+
+done:
+	VZEROUPPER
+	RET

@@ -69,3 +69,45 @@ func rmsNormGo(out, x, weight []float32, eps float32) {
 func rmsScale(ss float64, n int, eps float32) float32 {
 	return float32(1 / math.Sqrt(ss/float64(n)+float64(eps)))
 }
+
+// dotRowsGo is the pure-Go DotRows.
+func dotRowsGo(y []float32, ystride int, x []float32, xstride, n int, w []float32, wstride, rows, cols int) {
+	for t := range n {
+		xt := x[t*xstride : t*xstride+cols]
+		for r := range rows {
+			y[t*ystride+r] = dotGo(xt, w[r*wstride:r*wstride+cols])
+		}
+	}
+}
+
+// axpyRowsGo is the pure-Go AxpyRows.
+func axpyRowsGo(y []float32, ystride int, a []float32, astride, n int, x []float32, xstride, rows, cols int) {
+	for t := range n {
+		yt := y[t*ystride : t*ystride+cols]
+		for r := range rows {
+			alpha := a[t*astride+r]
+			for c, v := range x[r*xstride : r*xstride+cols] {
+				yt[c] += alpha * v
+			}
+		}
+	}
+}
+
+// expSumGo sets x[i] = exp((x[i]-max)·scale) and returns their sum.
+func expSumGo(x []float32, max, scale float32) float32 {
+	var sum float32
+	for i, v := range x {
+		e := float32(math.Exp(float64((v - max) * scale)))
+		x[i] = e
+		sum += e
+	}
+	return sum
+}
+
+// siluMulGo sets gate[i] = silu(gate[i])·up[i].
+func siluMulGo(gate, up []float32) {
+	up = up[:len(gate)]
+	for i, g := range gate {
+		gate[i] = g / (1 + float32(math.Exp(float64(-g)))) * up[i]
+	}
+}

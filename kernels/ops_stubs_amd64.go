@@ -73,3 +73,20 @@ func sumSquaresAVX512(x *float32, n int) float64
 //
 //go:noescape
 func scaleMulAVX512(out *float32, x *float32, w *float32, scale float32, n int)
+
+// axpyRowsF32AVX2 adds Σ_{r<rows} a[t*astride+r]·x[r*xstride+c] to
+// y[t*ystride+c] for nt <= 6 tokens t and 16 columns c. Strides are in floats.
+//
+//go:noescape
+func axpyRowsF32AVX2(y *float32, ystride int, a *float32, astride int, x *float32, xstride int, nt int, rows int)
+
+// expSumAVX2 sets x[i] = exp((x[i]-max)·scale) for i < n and returns their
+// sum; n is a multiple of 8.
+//
+//go:noescape
+func expSumAVX2(x *float32, n int, max float32, scale float32) float32
+
+// siluMulAVX2 sets gate[i] = silu(gate[i])·up[i] for i < n; n is a multiple of 8.
+//
+//go:noescape
+func siluMulAVX2(gate *float32, up *float32, n int)

@@ -65,6 +65,10 @@ func (s *simd) impl(name string) *impl {
 		axpyRow:    s.axpyRow,
 		decodeRow:  s.decodeRow,
 		rmsNorm:    s.rmsNorm,
+		dotRows:    s.dotRows,
+		axpyRows:   axpyRowsAVX2,
+		expSum:     expSumSlices,
+		siluMul:    siluMulSlices,
 	}
 }
 

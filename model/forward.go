@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync/atomic"
 
 	"github.com/switchyard-ai/switchyard/formats/gguf"
 	"github.com/switchyard-ai/switchyard/kernels"
@@ -36,6 +37,8 @@ type forwardScratch struct {
 	proj   []float32 // o_proj / down_proj output [n, hidden]
 	gate   []float32 // [n, intermediate]
 	up     []float32 // [n, intermediate]
+	tokSeq []int32   // per token: its sequence's index in the batch
+	tokPos []int32   // per token: its position in its sequence
 	cos    []float32 // RoPE tables per token [n, headDim/2]
 	sin    []float32
 	last   []float32   // normalized rows that need logits [rows, hidden]
@@ -111,9 +114,10 @@ func (m *Model) Forward(seqs []Seq, delta Delta) ([][]float32, error) {
 	// Embed tokens and build the RoPE tables of their positions.
 	half := c.HeadDim / 2
 	t := 0
-	for _, s := range seqs {
+	for i, s := range seqs {
 		for j, id := range s.Tokens {
 			m.Weights.Embed.Row(id, sc.x[t*c.Hidden:(t+1)*c.Hidden])
+			sc.tokSeq[t], sc.tokPos[t] = int32(i), int32(s.Cache.Len+j)
 			pos := float64(s.Cache.Len + j)
 			for i, f := range m.invFreq {
 				sin, cos := math.Sincos(pos * f)
@@ -212,19 +216,27 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 		}
 	}
 
-	// Causal attention, one work item per (token, head).
-	m.pool.Parallel(n*c.Heads, 1, func(worker, lo, hi int) {
-		scores := m.pool.Scratch(worker, maxLen)
-		seq, first := 0, 0 // sequence of token lo and its first token index
-		for item := lo; item < hi; item++ {
-			t, h := item/c.Heads, item%c.Heads
-			for t >= first+len(seqs[seq].Tokens) {
-				first += len(seqs[seq].Tokens)
-				seq++
+	// Causal attention. A work item is one token and one KV head: the
+	// query heads that share that KV head go through its keys and values
+	// together, so each cached row is read once for all of them. Workers
+	// take items from a shared counter, latest tokens (the longest
+	// histories) first, so that both finish together however the causal
+	// work is spread.
+	group := c.Heads / c.KVHeads
+	items := int64(n * c.KVHeads)
+	var next atomic.Int64
+	m.pool.Parallel(m.pool.Threads(), 1, func(worker, _, _ int) {
+		scores := m.pool.Scratch(worker, group*maxLen)
+		for {
+			item := items - next.Add(1) // counts down from items-1
+			if item < 0 {
+				return
 			}
-			s := seqs[seq]
-			attendHead(sc.att[t*qDim+h*hd:t*qDim+(h+1)*hd], sc.q[t*qDim+h*hd:t*qDim+(h+1)*hd],
-				s.Cache, l, s.Cache.Len+(t-first)+1, (h/(c.Heads/c.KVHeads))*hd, scores)
+			t, kvh := int(item)/c.KVHeads, int(item)%c.KVHeads
+			s := seqs[sc.tokSeq[t]]
+			rows := sc.q[t*qDim+kvh*group*hd : t*qDim+(kvh+1)*group*hd]
+			out := sc.att[t*qDim+kvh*group*hd : t*qDim+(kvh+1)*group*hd]
+			attendGroup(out, rows, group, s.Cache, l, int(sc.tokPos[t])+1, kvh*hd, scores)
 		}
 	})
 
@@ -232,29 +244,28 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 	kernels.Axpy(1, sc.proj[:n*c.Hidden], sc.x[:n*c.Hidden])
 }
 
-// attendHead computes one head's attention output for one query over the
-// first npos positions of layer l in cache c: out = softmax(q·Kᵀ/√d)·V.
-// off is the head's offset inside a cached row. Positions are visited
-// block by block through the cache's block table; inside a block the
-// rows are consecutive.
-func attendHead(out, q []float32, c *Cache, l, npos, off int, scores []float32) {
-	hd, bt, stride := len(q), c.pool.blockTokens, c.pool.kvDim
+// attendGroup computes the attention output of g query heads of one
+// token that share a KV head, over the first npos positions of layer l in
+// cache c: out = softmax(q·Kᵀ/√d)·V, for q and out holding g rows of
+// HeadDim values. off is the KV head's offset inside a cached row. The
+// positions are visited block by block through the cache's block table;
+// inside a block the rows are consecutive. scores holds g*npos floats.
+func attendGroup(out, q []float32, g int, c *Cache, l, npos, off int, scores []float32) {
+	hd, bt, stride := len(q)/g, c.pool.blockTokens, c.pool.kvDim
 	keys, values := c.pool.k[l], c.pool.v[l]
-	scale := float32(1 / math.Sqrt(float64(hd)))
-	scores = scores[:npos]
-	for b, p := 0, 0; p < npos; b++ {
+	scores = scores[:g*npos]
+	for b, p := 0, 0; p < npos; b, p = b+1, p+bt {
 		r := int(c.blocks[b])*bt*stride + off // position p's key
-		for end := min(p+bt, npos); p < end; p, r = p+1, r+stride {
-			scores[p] = kernels.Dot(q, keys[r:r+hd]) * scale
-		}
+		kernels.DotRows(scores[p:], npos, q, hd, g, keys[r:], stride, min(bt, npos-p), hd)
 	}
-	kernels.Softmax(scores)
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	for h := range g {
+		kernels.ScaledSoftmax(scores[h*npos:(h+1)*npos], scale)
+	}
 	clear(out)
-	for b, p := 0, 0; p < npos; b++ {
+	for b, p := 0, 0; p < npos; b, p = b+1, p+bt {
 		r := int(c.blocks[b])*bt*stride + off
-		for end := min(p+bt, npos); p < end; p, r = p+1, r+stride {
-			kernels.Axpy(scores[p], values[r:r+hd], out)
-		}
+		kernels.AxpyRows(out, hd, scores[p:], npos, g, values[r:], stride, min(bt, npos-p), hd)
 	}
 }
 
@@ -304,6 +315,10 @@ func (m *Model) grow(n, rows int) *forwardScratch {
 	fit(&sc.proj, n*c.Hidden)
 	fit(&sc.gate, n*c.Intermediate)
 	fit(&sc.up, n*c.Intermediate)
+	if cap(sc.tokSeq) < n {
+		sc.tokSeq, sc.tokPos = make([]int32, n), make([]int32, n)
+	}
+	sc.tokSeq, sc.tokPos = sc.tokSeq[:n], sc.tokPos[:n]
 	fit(&sc.cos, n*c.HeadDim/2)
 	fit(&sc.sin, n*c.HeadDim/2)
 	fit(&sc.last, rows*c.Hidden)

@@ -45,6 +45,9 @@ func main() {
 			genSumSquares(v)
 			genScaleMul(v)
 		}
+		genAxpyRows()
+		genExpSum()
+		genSiLUMul()
 	default:
 		fmt.Fprintln(os.Stderr, "usage: _asm [avo flags] cpu|matmul|ops")
 		os.Exit(2)

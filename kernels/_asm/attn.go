@@ -1,0 +1,263 @@
+package main
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/mmcloughlin/avo/attr"
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// The kernels of attention and of the MLP activation. They exist for AVX2
+// only: they are small next to the matmuls, so the AVX-512 implementation
+// calls these too (VEX code runs on every AVX-512 CPU), and there is no
+// AVX-512 code here that this project's AVX2-only machines cannot test.
+
+// axpyRowsTokens is the largest token count of one axpyRowsF32AVX2 call:
+// 2 columns vectors x 6 tokens = 12 accumulators, 2 row vectors and one
+// broadcast coefficient in the 16 registers. kernels/simd_amd64.go
+// repeats it.
+const axpyRowsTokens = 6
+
+// genAxpyRows emits axpyRowsF32AVX2, the "P·V" step of attention:
+//
+//	y[t*ystride+c] += Σ_{r<rows} a[t*astride+r]·x[r*xstride+c]
+//
+// for nt <= 6 tokens t and the 16 columns c of two vectors. Strides are in
+// floats. Each row of x is loaded once for all tokens. Layout:
+// accumulator of token t, vector j in Y(2t+j); row vectors Y12, Y13; the
+// broadcast coefficient Y14.
+func genAxpyRows() {
+	v := avx2
+	TEXT("axpyRowsF32AVX2", NOSPLIT, "func(y *float32, ystride int, a *float32, astride int, x *float32, xstride int, nt, rows int)")
+	Pragma("noescape")
+	Doc("axpyRowsF32AVX2 adds Σ_{r<rows} a[t*astride+r]·x[r*xstride+c] to",
+		fmt.Sprintf("y[t*ystride+c] for nt <= %d tokens t and 16 columns c. Strides are in floats.", axpyRowsTokens))
+	nt := Load(Param("nt"), GP64())
+	for T := 1; T < axpyRowsTokens; T++ {
+		CMPQ(nt, U8(T))
+		JEQ(LabelRef(fmt.Sprintf("tokens%d", T)))
+	}
+	JMP(LabelRef(fmt.Sprintf("tokens%d", axpyRowsTokens)))
+
+	for T := 1; T <= axpyRowsTokens; T++ {
+		Label(fmt.Sprintf("tokens%d", T))
+		acc := func(t, j int) reg.Register { return v.vec(2*t + j) }
+		// Load the accumulators from y.
+		y := Load(Param("y"), GP64())
+		ys := Load(Param("ystride"), GP64())
+		SHLQ(U8(2), ys)
+		yt := GP64()
+		MOVQ(y, yt)
+		for t := range T {
+			VMOVUPS(Mem{Base: yt}, acc(t, 0))
+			VMOVUPS(Mem{Base: yt, Disp: v.bytes}, acc(t, 1))
+			if t < T-1 {
+				ADDQ(ys, yt)
+			}
+		}
+		// Token t's coefficients are at at[t] + 4r.
+		as := Load(Param("astride"), GP64())
+		SHLQ(U8(2), as)
+		at := []reg.GPVirtual{Load(Param("a"), GP64()).(reg.GPVirtual)}
+		for t := 1; t < T; t++ {
+			p := GP64()
+			LEAQ(Mem{Base: at[t-1], Index: as, Scale: 1}, p)
+			at = append(at, p)
+		}
+		x := Load(Param("x"), GP64())
+		xs := Load(Param("xstride"), GP64())
+		SHLQ(U8(2), xs)
+		rows := Load(Param("rows"), GP64())
+		r := GP64()
+		XORQ(r, r)
+		loop, done := fmt.Sprintf("loop%d", T), fmt.Sprintf("store%d", T)
+		TESTQ(rows, rows)
+		JZ(LabelRef(done))
+
+		Label(loop)
+		VMOVUPS(Mem{Base: x}, ymm[12])
+		VMOVUPS(Mem{Base: x, Disp: v.bytes}, ymm[13])
+		for t := range T {
+			VBROADCASTSS(Mem{Base: at[t], Index: r, Scale: 4}, ymm[14])
+			VFMADD231PS(ymm[12], ymm[14], acc(t, 0))
+			VFMADD231PS(ymm[13], ymm[14], acc(t, 1))
+		}
+		ADDQ(xs, x)
+		INCQ(r)
+		CMPQ(r, rows)
+		JB(LabelRef(loop))
+
+		Label(done)
+		MOVQ(y, yt)
+		for t := range T {
+			VMOVUPS(acc(t, 0), Mem{Base: yt})
+			VMOVUPS(acc(t, 1), Mem{Base: yt, Disp: v.bytes})
+			if t < T-1 {
+				ADDQ(ys, yt)
+			}
+		}
+		VZEROUPPER()
+		RET()
+	}
+}
+
+// expConsts is the table of 32-byte constants (each float32 repeated in 8
+// lanes) that expPS reads; it is emitted once per output file.
+var expConsts Mem
+
+// The constants of expPS: Cephes' expf. x is clamped to ±88 (so 2^n stays
+// finite and normal), split as n·ln2 + f with |f| <= ln2/2, ln2 in two
+// parts so that n·ln2 is exact, and e^f is a degree-7 polynomial.
+var expTable = []struct {
+	name string
+	bits uint32
+}{
+	{"hi", math.Float32bits(88)},
+	{"lo", math.Float32bits(-88)},
+	{"log2e", math.Float32bits(1.44269504088896341)},
+	{"ln2hi", math.Float32bits(0.693359375)},
+	{"ln2lo", math.Float32bits(-2.12194440e-4)},
+	{"p0", math.Float32bits(1.9875691500e-4)},
+	{"p1", math.Float32bits(1.3981999507e-3)},
+	{"p2", math.Float32bits(8.3334519073e-3)},
+	{"p3", math.Float32bits(4.1665795894e-2)},
+	{"p4", math.Float32bits(1.6666665459e-1)},
+	{"p5", math.Float32bits(5.0000001201e-1)},
+	{"one", math.Float32bits(1)},
+	{"bias", 127}, // the exponent bias, an int32
+}
+
+// expConst returns the table entry called name.
+func expConst(name string) Mem {
+	if expConsts.Symbol.Name == "" {
+		expConsts = GLOBL("expconsts", attr.RODATA|attr.NOPTR)
+		for i, c := range expTable {
+			for lane := range 8 {
+				DATA(32*i+4*lane, U32(c.bits))
+			}
+		}
+	}
+	for i, c := range expTable {
+		if c.name == name {
+			return expConsts.Offset(32 * i)
+		}
+	}
+	panic("expConst: " + name)
+}
+
+// expPS replaces the 8 floats in x with their exponentials, using t1..t3
+// as scratch. The relative error is a few ulp, and exp(-88) ≈ 6e-39 stands
+// for anything smaller.
+func expPS(x, t1, t2, t3 reg.Register) {
+	VMINPS(expConst("hi"), x, x)
+	VMAXPS(expConst("lo"), x, x)
+	VMULPS(expConst("log2e"), x, t1)
+	VROUNDPS(U8(0), t1, t1) // n = round(x·log2e)
+	VFNMADD231PS(expConst("ln2hi"), t1, x)
+	VFNMADD231PS(expConst("ln2lo"), t1, x) // f = x - n·ln2
+	VMOVUPS(expConst("p0"), t2)
+	for _, p := range []string{"p1", "p2", "p3", "p4", "p5"} {
+		VFMADD213PS(expConst(p), x, t2) // t2 = t2·f + p
+	}
+	VMULPS(x, x, t3)
+	VFMADD213PS(x, t3, t2) // t2·f² + f
+	VADDPS(expConst("one"), t2, t2)
+	VCVTPS2DQ(t1, t1)
+	VPADDD(expConst("bias"), t1, t1)
+	VPSLLD(U8(23), t1, t1) // 2^n
+	VMULPS(t1, t2, x)
+}
+
+// genExpSum emits expSumAVX2, the exponentials of a softmax:
+// x[i] = exp((x[i]-max)·scale), returning their sum. Layout: values Y0
+// and Y4, scratch Y1-Y3 and Y5-Y7, max Y8, scale Y9, sums Y10, Y11.
+// Two vectors per iteration keep two independent chains in flight.
+func genExpSum() {
+	TEXT("expSumAVX2", NOSPLIT, "func(x *float32, n int, max, scale float32) float32")
+	Pragma("noescape")
+	Doc("expSumAVX2 sets x[i] = exp((x[i]-max)·scale) for i < n and returns their",
+		"sum; n is a multiple of 8.")
+	x := Load(Param("x"), GP64())
+	n := Load(Param("n"), GP64())
+	Load(Param("max"), xmm[8])
+	VBROADCASTSS(xmm[8], ymm[8])
+	Load(Param("scale"), xmm[9])
+	VBROADCASTSS(xmm[9], ymm[9])
+	VXORPS(ymm[10], ymm[10], ymm[10])
+	VXORPS(ymm[11], ymm[11], ymm[11])
+	n2 := GP64()
+	MOVQ(n, n2)
+	ANDQ(I32(^int32(15)), n2)
+	c := GP64()
+	XORQ(c, c)
+	CMPQ(c, n2)
+	JAE(LabelRef("single"))
+
+	Label("loop2")
+	for j, r := range []int{0, 4} {
+		m := Mem{Base: x, Index: c, Scale: 4, Disp: 32 * j}
+		VMOVUPS(m, ymm[r])
+		VSUBPS(ymm[8], ymm[r], ymm[r])
+		VMULPS(ymm[9], ymm[r], ymm[r])
+		expPS(ymm[r], ymm[r+1], ymm[r+2], ymm[r+3])
+		VMOVUPS(ymm[r], m)
+		VADDPS(ymm[r], ymm[10+j], ymm[10+j])
+	}
+	ADDQ(U32(16), c)
+	CMPQ(c, n2)
+	JB(LabelRef("loop2"))
+
+	Label("single")
+	CMPQ(c, n)
+	JAE(LabelRef("reduce"))
+	m := Mem{Base: x, Index: c, Scale: 4}
+	VMOVUPS(m, ymm[0])
+	VSUBPS(ymm[8], ymm[0], ymm[0])
+	VMULPS(ymm[9], ymm[0], ymm[0])
+	expPS(ymm[0], ymm[1], ymm[2], ymm[3])
+	VMOVUPS(ymm[0], m)
+	VADDPS(ymm[0], ymm[10], ymm[10])
+
+	Label("reduce")
+	VADDPS(ymm[11], ymm[10], ymm[10])
+	reduce1(10, 11)
+	Store(xmm[10], ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
+// genSiLUMul emits siluMulAVX2: gate[i] = gate[i]/(1+exp(-gate[i]))·up[i].
+// Layout: gate Y0, exp argument Y1, scratch Y2-Y4.
+func genSiLUMul() {
+	TEXT("siluMulAVX2", NOSPLIT, "func(gate, up *float32, n int)")
+	Pragma("noescape")
+	Doc("siluMulAVX2 sets gate[i] = silu(gate[i])·up[i] for i < n; n is a multiple of 8.")
+	gate := Load(Param("gate"), GP64())
+	up := Load(Param("up"), GP64())
+	n := Load(Param("n"), GP64())
+	c := GP64()
+	XORQ(c, c)
+	TESTQ(n, n)
+	JZ(LabelRef("done"))
+
+	Label("loop")
+	g := Mem{Base: gate, Index: c, Scale: 4}
+	VMOVUPS(g, ymm[0])
+	VXORPS(ymm[1], ymm[1], ymm[1])
+	VSUBPS(ymm[0], ymm[1], ymm[1]) // -g
+	expPS(ymm[1], ymm[2], ymm[3], ymm[4])
+	VADDPS(expConst("one"), ymm[1], ymm[1])
+	VDIVPS(ymm[1], ymm[0], ymm[0])
+	VMULPS(Mem{Base: up, Index: c, Scale: 4}, ymm[0], ymm[0])
+	VMOVUPS(ymm[0], g)
+	ADDQ(U32(8), c)
+	CMPQ(c, n)
+	JB(LabelRef("loop"))
+
+	Label("done")
+	VZEROUPPER()
+	RET()
+}

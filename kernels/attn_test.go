@@ -1,0 +1,157 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// stridedShapes are the (n, rows, cols) shapes of the DotRows and AxpyRows
+// tests: every tile and token remainder, columns with and without a tail
+// of either vector width, and attention's own shapes (3 query heads per
+// KV head, 64-wide heads, 16-position cache blocks).
+var stridedShapes = [][3]int{
+	{1, 1, 1}, {1, 4, 8}, {2, 5, 16}, {3, 16, 64}, {3, 17, 64}, {4, 7, 33}, {6, 9, 48},
+	{7, 13, 100}, {12, 3, 128}, {13, 33, 17}, {1, 512, 64}, {5, 4, 5},
+}
+
+func TestDotRows(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(11, 11))
+		for _, s := range stridedShapes {
+			n, rows, cols := s[0], s[1], s[2]
+			ys, xs, ws := rows+3, cols+5, cols+7 // strides wider than the rows
+			y, x, w := randFloats(rng, n*ys), randFloats(rng, n*xs), randFloats(rng, rows*ws)
+			y0 := append([]float32(nil), y...)
+			DotRows(y, ys, x, xs, n, w, ws, rows, cols)
+			for i := range y {
+				tok, r := i/ys, i%ys
+				if r >= rows { // between rows: untouched
+					if y[i] != y0[i] {
+						t.Fatalf("%v: y[%d] changed outside the rows", s, i)
+					}
+					continue
+				}
+				var want, bound float64
+				for c := range cols {
+					p := float64(x[tok*xs+c]) * float64(w[r*ws+c])
+					want += p
+					bound += math.Abs(p)
+				}
+				if math.Abs(float64(y[i])-want) > 1e-5*bound+1e-7 {
+					t.Fatalf("%v: y[%d][%d] = %g, want %g", s, tok, r, y[i], want)
+				}
+			}
+		}
+	})
+}
+
+func TestAxpyRows(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(12, 12))
+		for _, s := range stridedShapes {
+			n, rows, cols := s[0], s[1], s[2]
+			ys, as, xs := cols+3, rows+5, cols+7
+			y, a, x := randFloats(rng, n*ys), randFloats(rng, n*as), randFloats(rng, rows*xs)
+			y0 := append([]float32(nil), y...)
+			AxpyRows(y, ys, a, as, n, x, xs, rows, cols)
+			for i := range y {
+				tok, c := i/ys, i%ys
+				want, bound := float64(y0[i]), math.Abs(float64(y0[i]))
+				if c < cols {
+					for r := range rows {
+						p := float64(a[tok*as+r]) * float64(x[r*xs+c])
+						want += p
+						bound += math.Abs(p)
+					}
+				}
+				if math.Abs(float64(y[i])-want) > 1e-5*bound+1e-7 {
+					t.Fatalf("%v: y[%d][%d] = %g, want %g", s, tok, c, y[i], want)
+				}
+			}
+		}
+	})
+}
+
+func TestStridedRejectsShortSlices(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		f    func()
+	}{
+		{"DotRows y", func() { DotRows(make([]float32, 7), 4, make([]float32, 16), 8, 2, make([]float32, 32), 8, 4, 8) }},
+		{"DotRows w", func() { DotRows(make([]float32, 8), 4, make([]float32, 16), 8, 2, make([]float32, 31), 8, 4, 8) }},
+		{"AxpyRows x", func() { AxpyRows(make([]float32, 16), 8, make([]float32, 8), 4, 2, make([]float32, 31), 8, 4, 8) }},
+		{"AxpyRows a", func() { AxpyRows(make([]float32, 16), 8, make([]float32, 7), 4, 2, make([]float32, 32), 8, 4, 8) }},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic on a short slice", tc.name)
+				}
+			}()
+			tc.f()
+		}()
+	}
+}
+
+func TestScaledSoftmax(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(13, 13))
+		for _, n := range opLengths {
+			for _, spread := range []float32{1, 30, 3000} {
+				x := randFloats(rng, n)
+				for i := range x {
+					x[i] *= spread
+				}
+				want := make([]float64, n)
+				m := math.Inf(-1)
+				for _, v := range x {
+					m = math.Max(m, float64(v))
+				}
+				var sum float64
+				for i, v := range x {
+					want[i] = math.Exp((float64(v) - m) * 0.125)
+					sum += want[i]
+				}
+				ScaledSoftmax(x, 0.125)
+				for i := range x {
+					if w := want[i] / sum; math.Abs(float64(x[i])-w) > 1e-5*w+1e-30 {
+						t.Fatalf("n=%d spread %g: softmax[%d] = %g, want %g", n, spread, i, x[i], w)
+					}
+				}
+			}
+		}
+		x := []float32{1, 2, 3, -1000}
+		Softmax(x)
+		for i, w := range []float64{0.09003057, 0.24472847, 0.66524096, 0} {
+			if math.Abs(float64(x[i])-w) > 1e-6 {
+				t.Errorf("Softmax[%d] = %g, want %g", i, x[i], w)
+			}
+		}
+	})
+}
+
+func TestSiLUMul(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(14, 14))
+		special := []float32{0, 1, -1, 87, -87, 89, -89, 100, -100, 1e4, -1e4, 1e-20, -1e-20}
+		for _, n := range append(opLengths, len(special)) {
+			g := randFloats(rng, n)
+			for i := range g {
+				g[i] *= 20
+			}
+			if n == len(special) {
+				copy(g, special)
+			}
+			up := randFloats(rng, n)
+			g0 := append([]float32(nil), g...)
+			SiLUMul(g, up)
+			for i, v := range g0 {
+				want := float64(v) / (1 + math.Exp(-float64(v))) * float64(up[i])
+				if math.Abs(float64(g[i])-want) > 1e-6*math.Abs(want)+1e-30 {
+					t.Fatalf("n=%d: silu(%g)·%g = %g, want %g", n, v, up[i], g[i], want)
+				}
+			}
+		}
+	})
+}
