@@ -2,7 +2,8 @@ package kernels
 
 import (
 	"runtime"
-	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Pool is a fixed set of worker goroutines that run the parallel parts of
@@ -11,8 +12,8 @@ import (
 type Pool struct {
 	threads int
 	work    chan poolTask
-	wg      sync.WaitGroup
-	scratch [][]float32 // per worker: a buffer for dequantized weight rows
+	pending atomic.Int64 // tasks of the Parallel call in progress not yet done
+	scratch [][]float32  // per worker: a buffer for dequantized weight rows
 
 	mm    matmulTask               // the MatMul in progress
 	mmRun func(worker, lo, hi int) // mm.run, bound once so MatMul does not allocate
@@ -32,14 +33,54 @@ func NewPool(threads int) *Pool {
 	p := &Pool{threads: threads, work: make(chan poolTask, threads), scratch: make([][]float32, threads)}
 	p.mmRun = p.mm.run
 	for range threads - 1 { // the caller's goroutine is worker 0
-		go func() {
-			for t := range p.work {
-				t.fn(t.worker, t.lo, t.hi)
-				p.wg.Done()
-			}
-		}()
+		go p.worker()
 	}
 	return p
+}
+
+// spinTime is how long an idle worker polls for the next task before it
+// blocks, and how long Parallel polls for its workers before it yields
+// the thread between polls. A decode step runs a few hundred Parallel
+// calls of 20-100 µs each; a worker that blocks between them is woken by
+// the OS tens of microseconds late, which left the second core idle for
+// most of each call (the layer-by-layer matmul benchmark ran no faster
+// on two threads than on one). Spinning this long costs an idle server
+// nothing noticeable: the workers block soon after the last step.
+const spinTime = 200 * time.Microsecond
+
+// worker runs tasks until the pool is closed, polling for the next one
+// for spinTime before blocking on the channel.
+func (p *Pool) worker() {
+	for {
+		t, ok := p.poll()
+		if !ok {
+			if t, ok = <-p.work; !ok {
+				return
+			}
+		}
+		t.fn(t.worker, t.lo, t.hi)
+		p.pending.Add(-1)
+	}
+}
+
+// poll returns the next task if one arrives within spinTime.
+func (p *Pool) poll() (poolTask, bool) {
+	var deadline time.Time
+	for i := 0; ; i++ {
+		select {
+		case t, ok := <-p.work:
+			return t, ok
+		default:
+		}
+		if i%64 == 0 {
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(spinTime)
+			} else if now.After(deadline) {
+				return poolTask{}, false
+			}
+		}
+	}
 }
 
 // Threads returns the number of workers, the caller included.
@@ -63,12 +104,19 @@ func (p *Pool) Parallel(n, grain int, fn func(worker, lo, hi int)) {
 		return
 	}
 	per := ((n+chunks-1)/chunks + grain - 1) / grain * grain
-	p.wg.Add((n+per-1)/per - 1)
+	p.pending.Store(int64((n+per-1)/per - 1))
 	for w, lo := 1, per; lo < n; w, lo = w+1, lo+per {
 		p.work <- poolTask{fn: fn, worker: w, lo: lo, hi: min(lo+per, n)}
 	}
 	fn(0, 0, min(per, n))
-	p.wg.Wait()
+	// Wait for the workers: poll, and after spinTime give the thread to
+	// other goroutines between polls (a worker may be descheduled).
+	start := time.Now()
+	for i := 0; p.pending.Load() > 0; i++ {
+		if i%64 == 63 && time.Since(start) > spinTime {
+			runtime.Gosched()
+		}
+	}
 }
 
 // Scratch returns worker w's reusable buffer of n floats. Its contents are
