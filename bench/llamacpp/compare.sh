@@ -47,11 +47,17 @@ for q in f16 q8_0; do
   model=$MODELS/smollm2-135m-v1-$q.gguf
   lora=$MODELS/smollm2-135m-v1-$q-lora-r$RANK.gguf
   [[ -f $lora ]] || "$OUT/mklora" --model "$model" --rank "$RANK" --out "$lora"
+  loras=$lora # the mixed load: 8 adapters, seeds 1 (the one above) to 8
+  for seed in 2 3 4 5 6 7 8; do
+    l=$MODELS/smollm2-135m-v1-$q-lora-r$RANK-s$seed.gguf
+    [[ -f $l ]] || "$OUT/mklora" --model "$model" --rank "$RANK" --seed "$seed" --out "$l"
+    loras+=,$l
+  done
   echo "$q: switchyard bench" >&2
   "$OUT/switchyard" bench --model "$model" --format json --threads "$THREADS" --rank "$RANK" \
     --prompt-tokens "$PROMPT_TOKENS" --decode-steps "$DECODE_STEPS" >"$OUT/switchyard-$q.json"
   echo "$q: llama.cpp" >&2
-  node bench/llamacpp/run.mjs --model "$model" --lora "$lora" --threads "$THREADS" \
+  node bench/llamacpp/run.mjs --model "$model" --lora "$lora" --loras "$loras" --threads "$THREADS" \
     --prompt-tokens "$PROMPT_TOKENS" --decode-steps "$DECODE_STEPS" >"$OUT/llamacpp-$q.json"
   table+=("$q" "$OUT/switchyard-$q.json" "$OUT/llamacpp-$q.json")
 done

@@ -6,8 +6,12 @@
 //   - 8 sequences prefilled then decoding together in one context, base model
 //     only: llama.cpp applies adapters per context, not per sequence, so it
 //     cannot batch sequences that use different adapters.
+//   - with --loras, the mixed load as llama.cpp's server runs it: 8 requests,
+//     each on its own adapter. llama-server puts slots in one batch only when
+//     their adapter sets are equal, so such requests take turns; here one
+//     context per adapter, one sequence each, decoded round-robin.
 //
-// node run.mjs --model M.gguf [--lora L.gguf] [--threads 2] [--prompt-tokens 512]
+// node run.mjs --model M.gguf [--lora L.gguf] [--loras L1.gguf,L2.gguf,...] [--threads 2] [--prompt-tokens 512]
 //              [--decode-steps 32] [--reps 3] [--seqs 8] [--flash-attention auto|on|off]
 // node-llama-cpp is imported from $NODE_LLAMA_CPP_DIR/node_modules (compare.sh
 // installs it there).
@@ -20,6 +24,7 @@ const { values: opt } = parseArgs({
     options: {
         model: { type: "string" },
         lora: { type: "string" },
+        loras: { type: "string" },
         threads: { type: "string", default: "2" },
         "prompt-tokens": { type: "string", default: "512" },
         "decode-steps": { type: "string", default: "32" },
@@ -89,6 +94,26 @@ async function multi() {
     return { prefill, decode: dec };
 }
 
+// mixed decodes one sequence per adapter, each in its own context, taking
+// turns one token at a time, and returns the total tokens/s.
+async function mixed(loras) {
+    const ctxs = [];
+    for (const filePath of loras)
+        ctxs.push(await model.createContext({
+            contextSize: promptLen + steps + 16, threads, batchSize: 512, sequences: 1, flashAttention,
+            lora: { adapters: [{ filePath }] },
+        }));
+    const seqs = ctxs.map((c) => c.getSequence());
+    for (const [i, s] of seqs.entries()) await s.evaluateWithoutGeneratingNewTokens(prompt(i));
+    const gens = seqs.map((s, i) => s.evaluate([1 + i], { temperature: 0, yieldEogToken: true })[Symbol.asyncIterator]());
+    const t = now();
+    for (let k = 0; k < steps; k++) for (const g of gens) await g.next();
+    const dec = loras.length * steps / (now() - t);
+    for (const g of gens) await g.return();
+    for (const c of ctxs) await c.dispose();
+    return dec;
+}
+
 const rows = [];
 const row = (phase, seqs, adapters, tokens, tps) => rows.push({ phase, seqs, adapters, tokens, tokens_per_s: tps });
 const base = await single(null);
@@ -102,5 +127,9 @@ if (opt.lora) {
 const m = await multi();
 row("prefill", nSeqs, "none", nSeqs * promptLen, m.prefill);
 row("decode", nSeqs, "none", nSeqs * steps, m.decode);
+if (opt.loras) {
+    const loras = opt.loras.split(",");
+    row("decode", loras.length, "distinct", loras.length * steps, await mixed(loras));
+}
 console.log(JSON.stringify({ engine: "llama.cpp via node-llama-cpp", model: opt.model, threads, flash_attention: opt["flash-attention"], rows }, null, 2));
 await model.dispose();

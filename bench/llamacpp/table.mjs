@@ -8,7 +8,8 @@ const figures = [
     ["decode, 1 seq", "decode/1/none", "decode/1/none"],
     ["decode, 1 seq, rank-8 LoRA", "decode/1/one", "decode/1/one"],
     ["decode, 8 seqs, base", "decode/8/none", "decode/8/none"],
-    ["decode, 8 seqs, distinct LoRAs (*)", "decode/8/distinct", "decode/8/none"],
+    ["decode, 8 seqs, distinct LoRAs, vs server (*)", "decode/8/distinct", "decode/8/distinct"],
+    ["decode, 8 seqs, distinct LoRAs, vs base (**)", "decode/8/distinct", "decode/8/none"],
     ["prefill, 8 seqs x 512, base", "prefill/8/none", "prefill/8/none"],
 ];
 const load = (f) => {
@@ -26,5 +27,7 @@ for (let i = 0; i + 2 < args.length; i += 3) {
 }
 const w = lines[0].map((_, c) => Math.max(...lines.map((l) => l[c].length)));
 for (const l of lines) console.log(l.map((s, c) => (c < 2 ? s.padEnd(w[c]) : s.padStart(w[c]))).join("  "));
-console.log("\n(*) llama.cpp applies LoRA adapters per context, not per sequence, so it cannot batch");
-console.log("    sequences on different adapters; its figure is 8 sequences on the base model.");
+console.log("\n(*) llama.cpp's server batches only requests with the same adapters; its figure is 8");
+console.log("    sequences on 8 adapters taking turns, one context each (run.mjs --loras).");
+console.log("(**) llama.cpp applies LoRA adapters per context, not per sequence, so it cannot batch");
+console.log("    sequences on different adapters; this figure is 8 sequences on the base model.");
