@@ -8,7 +8,7 @@ import (
 
 // Weight shapes of SmolLM2-135M (rows x cols): q/o projections, MLP
 // gate/up, MLP down, and the tied embedding as the LM head.
-var benchShapes = [][2]int{{576, 576}, {1536, 576}, {576, 1536}, {49152, 576}}
+var benchShapes = [][2]int{{576, 576}, {1536, 576}, {576, 1536}, {49152, 576}, {32000, 2048}}
 
 var benchTokens = []int{1, 8, 64, 512}
 
@@ -36,8 +36,11 @@ func BenchmarkMatMul(b *testing.B) {
 			saved := active
 			active = im
 			defer func() { active = saved }()
-			for _, dt := range []DType{F32, F16, BF16, Q8_0} {
+			for _, dt := range []DType{F32, F16, BF16, Q8_0, Q4_K, Q6_K} {
 				for _, shape := range benchShapes {
+					if shape[1]%dt.BlockSize() != 0 {
+						continue
+					}
 					for _, n := range benchTokens {
 						name := fmt.Sprintf("%v/%dx%d/n=%d", dt, shape[0], shape[1], n)
 						b.Run(name, func(b *testing.B) { benchMatMul(b, p, benchMatrix(dt, shape[0], shape[1]), n) })

@@ -14,13 +14,43 @@ const (
 	F16               // IEEE float16
 	BF16              // bfloat16: the upper 16 bits of a float32
 	Q8_0              // GGUF Q8_0: blocks of 32 int8 values with one f16 scale
+	Q4_K              // GGUF Q4_K: super-blocks of 256 4-bit values, 8 scales and mins
+	Q6_K              // GGUF Q6_K: super-blocks of 256 6-bit values, 16 int8 scales
 )
+
+// numDTypes is the number of storage types, for tables indexed by DType.
+const numDTypes = int(Q6_K) + 1
 
 // Q8_0Block is the number of values in one Q8_0 block.
 const Q8_0Block = 32
 
 // q8_0BlockBytes is the size of one Q8_0 block: an f16 scale and 32 int8.
 const q8_0BlockBytes = 2 + Q8_0Block
+
+// KBlock is the number of values in one Q4_K or Q6_K super-block (QK_K).
+const KBlock = 256
+
+// The sizes of the K-quant super-blocks (block_q4_K and block_q6_K in
+// ggml): Q4_K is f16 d, f16 dmin, 12 bytes of packed 6-bit scales and
+// mins, 128 bytes of nibbles; Q6_K is 128 bytes of low nibbles, 64 bytes
+// of high 2-bit pairs, 16 int8 scales and f16 d.
+const (
+	q4KBlockBytes = 2 + 2 + 12 + KBlock/2
+	q6KBlockBytes = KBlock/2 + KBlock/4 + KBlock/16 + 2
+)
+
+// BlockSize returns the number of values the type stores together: 1 for
+// F32, F16 and BF16, 32 for Q8_0, 256 for Q4_K and Q6_K. A row of a
+// matrix holds a whole number of blocks.
+func (d DType) BlockSize() int {
+	switch d {
+	case Q8_0:
+		return Q8_0Block
+	case Q4_K, Q6_K:
+		return KBlock
+	}
+	return 1
+}
 
 func (d DType) String() string {
 	switch d {
@@ -32,12 +62,16 @@ func (d DType) String() string {
 		return "BF16"
 	case Q8_0:
 		return "Q8_0"
+	case Q4_K:
+		return "Q4_K"
+	case Q6_K:
+		return "Q6_K"
 	}
 	return fmt.Sprintf("DType(%d)", uint8(d))
 }
 
 // RowBytes returns the number of bytes that n consecutive values take in
-// this type. For Q8_0, n must be a multiple of Q8_0Block.
+// this type; n must be a multiple of BlockSize.
 func (d DType) RowBytes(n int) int {
 	switch d {
 	case F32:
@@ -46,6 +80,10 @@ func (d DType) RowBytes(n int) int {
 		return 2 * n
 	case Q8_0:
 		return n / Q8_0Block * q8_0BlockBytes
+	case Q4_K:
+		return n / KBlock * q4KBlockBytes
+	case Q6_K:
+		return n / KBlock * q6KBlockBytes
 	}
 	return 0
 }

@@ -15,7 +15,7 @@ func (p *Pool) MatMul(y, x []float32, w Matrix, n int) {
 	if len(x) < n*w.Cols || len(y) < n*w.Rows {
 		panic("kernels: MatMul buffer too small")
 	}
-	if len(w.Data) < w.Rows*w.DType.RowBytes(w.Cols) || w.DType > Q8_0 || w.DType == Q8_0 && w.Cols%Q8_0Block != 0 {
+	if len(w.Data) < w.Rows*w.DType.RowBytes(w.Cols) || int(w.DType) >= numDTypes || w.Cols%w.DType.BlockSize() != 0 {
 		panic("kernels: MatMul of a malformed " + w.DType.String() + " matrix")
 	}
 	if n <= 0 || w.Rows == 0 {

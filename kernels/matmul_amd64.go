@@ -9,7 +9,8 @@ package kernels
 // whole panels to float32 in scratch (a write and a read of every weight):
 // 1.2-1.45x for 8 tokens. Q8_0's conversion is the expensive part of its
 // tile kernel, so from one group on its panel is converted once.
-var decodeGroups = [...]int{F32: 4, F16: 4, BF16: 4, Q8_0: 1}
+// The K-quants have no tile kernel: their rows always go through panels.
+var decodeGroups = [numDTypes]int{F32: 4, F16: 4, BF16: 4, Q8_0: 1}
 
 // blockBytes bounds the activations of one block of tokens in prefill,
 // so that they stay in L2 while the weight panel passes over them.
@@ -59,8 +60,8 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch []flo
 
 	tile, maxT := s.tile[F32], s.maxT[F32]
 	block := max(maxT, blockBytes/(4*cols)/maxT*maxT)
-	for p0 := lo; p0 < hi; p0 += panelRows(cols) {
-		p1 := min(p0+panelRows(cols), hi)
+	for p0, p1 := lo, lo; p0 < hi; p0 = p1 {
+		p1 = min(p0+panelRows(cols), hi)
 		if hi-p1 < 4 { // a short remainder joins this panel
 			p1 = hi
 		}

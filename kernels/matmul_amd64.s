@@ -2857,3 +2857,630 @@ loop:
 done:
 	VZEROUPPER
 	RET
+
+// func decodeQ4KAVX2(dst *float32, src *byte, n int)
+// Requires: AVX, AVX2, F16C
+TEXT ·decodeQ4KAVX2(SB), NOSPLIT, $80-24
+	MOVQ     dst+0(FP), AX
+	MOVQ     src+8(FP), CX
+	MOVQ     n+16(FP), DX
+	VPCMPEQD Y15, Y15, Y15
+	VPSRLD   $0x1c, Y15, Y13
+	VPSRLD   $0x1e, Y15, Y14
+	VPSRLD   $0x1f, Y15, Y15
+	VPSLLD   $0x05, Y15, Y15
+	MOVQ     AX, BX
+	SHLQ     $0x02, DX
+	ADDQ     DX, BX
+	CMPQ     AX, BX
+	JAE      done
+
+block:
+	MOVL         4(CX), DX
+	MOVL         8(CX), SI
+	MOVL         12(CX), DI
+	MOVL         DX, R8
+	ANDL         $0x3f3f3f3f, R8
+	MOVL         R8, (SP)
+	MOVL         SI, R8
+	ANDL         $0x3f3f3f3f, R8
+	MOVL         R8, 8(SP)
+	SHRL         $0x06, DX
+	ANDL         $0x03030303, DX
+	SHLL         $0x04, DX
+	MOVL         DI, R8
+	ANDL         $0x0f0f0f0f, R8
+	ORL          DX, R8
+	MOVL         R8, 4(SP)
+	SHRL         $0x06, SI
+	ANDL         $0x03030303, SI
+	SHLL         $0x04, SI
+	SHRL         $0x04, DI
+	ANDL         $0x0f0f0f0f, DI
+	ORL          SI, DI
+	MOVL         DI, 12(SP)
+	VPBROADCASTW (CX), X0
+	VCVTPH2PS    X0, Y1
+	VPMOVZXBD    (SP), Y0
+	VCVTDQ2PS    Y0, Y0
+	VMULPS       Y1, Y0, Y0
+	VMOVUPS      Y0, 16(SP)
+	VPBROADCASTW 2(CX), X0
+	VCVTPH2PS    X0, Y1
+	VPMOVZXBD    8(SP), Y0
+	VCVTDQ2PS    Y0, Y0
+	VMULPS       Y1, Y0, Y0
+	VMOVUPS      Y0, 48(SP)
+	VBROADCASTSS 16(SP), Y7
+	VBROADCASTSS 48(SP), Y8
+	VBROADCASTSS 20(SP), Y9
+	VBROADCASTSS 52(SP), Y10
+	VPMOVZXBD    16(CX), Y4
+	VPAND        Y13, Y4, Y5
+	VPSRLD       $0x04, Y4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y7, Y5, Y5
+	VSUBPS       Y8, Y5, Y5
+	VMOVUPS      Y5, (AX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y9, Y6, Y6
+	VSUBPS       Y10, Y6, Y6
+	VMOVUPS      Y6, 128(AX)
+	VPMOVZXBD    24(CX), Y4
+	VPAND        Y13, Y4, Y5
+	VPSRLD       $0x04, Y4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y7, Y5, Y5
+	VSUBPS       Y8, Y5, Y5
+	VMOVUPS      Y5, 32(AX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y9, Y6, Y6
+	VSUBPS       Y10, Y6, Y6
+	VMOVUPS      Y6, 160(AX)
+	VPMOVZXBD    32(CX), Y4
+	VPAND        Y13, Y4, Y5
+	VPSRLD       $0x04, Y4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y7, Y5, Y5
+	VSUBPS       Y8, Y5, Y5
+	VMOVUPS      Y5, 64(AX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y9, Y6, Y6
+	VSUBPS       Y10, Y6, Y6
+	VMOVUPS      Y6, 192(AX)
+	VPMOVZXBD    40(CX), Y4
+	VPAND        Y13, Y4, Y5
+	VPSRLD       $0x04, Y4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y7, Y5, Y5
+	VSUBPS       Y8, Y5, Y5
+	VMOVUPS      Y5, 96(AX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y9, Y6, Y6
+	VSUBPS       Y10, Y6, Y6
+	VMOVUPS      Y6, 224(AX)
+	VBROADCASTSS 24(SP), Y7
+	VBROADCASTSS 56(SP), Y8
+	VBROADCASTSS 28(SP), Y9
+	VBROADCASTSS 60(SP), Y10
+	VPMOVZXBD    48(CX), Y4
+	VPAND        Y13, Y4, Y5
+	VPSRLD       $0x04, Y4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y7, Y5, Y5
+	VSUBPS       Y8, Y5, Y5
+	VMOVUPS      Y5, 256(AX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y9, Y6, Y6
+	VSUBPS       Y10, Y6, Y6
+	VMOVUPS      Y6, 384(AX)
+	VPMOVZXBD    56(CX), Y4
+	VPAND        Y13, Y4, Y5
+	VPSRLD       $0x04, Y4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y7, Y5, Y5
+	VSUBPS       Y8, Y5, Y5
+	VMOVUPS      Y5, 288(AX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y9, Y6, Y6
+	VSUBPS       Y10, Y6, Y6
+	VMOVUPS      Y6, 416(AX)
+	VPMOVZXBD    64(CX), Y4
+	VPAND        Y13, Y4, Y5
+	VPSRLD       $0x04, Y4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y7, Y5, Y5
+	VSUBPS       Y8, Y5, Y5
+	VMOVUPS      Y5, 320(AX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y9, Y6, Y6
+	VSUBPS       Y10, Y6, Y6
+	VMOVUPS      Y6, 448(AX)
+	VPMOVZXBD    72(CX), Y4
+	VPAND        Y13, Y4, Y5
+	VPSRLD       $0x04, Y4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y7, Y5, Y5
+	VSUBPS       Y8, Y5, Y5
+	VMOVUPS      Y5, 352(AX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y9, Y6, Y6
+	VSUBPS       Y10, Y6, Y6
+	VMOVUPS      Y6, 480(AX)
+	VBROADCASTSS 32(SP), Y7
+	VBROADCASTSS 64(SP), Y8
+	VBROADCASTSS 36(SP), Y9
+	VBROADCASTSS 68(SP), Y10
+	VPMOVZXBD    80(CX), Y4
+	VPAND        Y13, Y4, Y5
+	VPSRLD       $0x04, Y4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y7, Y5, Y5
+	VSUBPS       Y8, Y5, Y5
+	VMOVUPS      Y5, 512(AX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y9, Y6, Y6
+	VSUBPS       Y10, Y6, Y6
+	VMOVUPS      Y6, 640(AX)
+	VPMOVZXBD    88(CX), Y4
+	VPAND        Y13, Y4, Y5
+	VPSRLD       $0x04, Y4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y7, Y5, Y5
+	VSUBPS       Y8, Y5, Y5
+	VMOVUPS      Y5, 544(AX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y9, Y6, Y6
+	VSUBPS       Y10, Y6, Y6
+	VMOVUPS      Y6, 672(AX)
+	VPMOVZXBD    96(CX), Y4
+	VPAND        Y13, Y4, Y5
+	VPSRLD       $0x04, Y4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y7, Y5, Y5
+	VSUBPS       Y8, Y5, Y5
+	VMOVUPS      Y5, 576(AX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y9, Y6, Y6
+	VSUBPS       Y10, Y6, Y6
+	VMOVUPS      Y6, 704(AX)
+	VPMOVZXBD    104(CX), Y4
+	VPAND        Y13, Y4, Y5
+	VPSRLD       $0x04, Y4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y7, Y5, Y5
+	VSUBPS       Y8, Y5, Y5
+	VMOVUPS      Y5, 608(AX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y9, Y6, Y6
+	VSUBPS       Y10, Y6, Y6
+	VMOVUPS      Y6, 736(AX)
+	VBROADCASTSS 40(SP), Y7
+	VBROADCASTSS 72(SP), Y8
+	VBROADCASTSS 44(SP), Y9
+	VBROADCASTSS 76(SP), Y10
+	VPMOVZXBD    112(CX), Y4
+	VPAND        Y13, Y4, Y5
+	VPSRLD       $0x04, Y4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y7, Y5, Y5
+	VSUBPS       Y8, Y5, Y5
+	VMOVUPS      Y5, 768(AX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y9, Y6, Y6
+	VSUBPS       Y10, Y6, Y6
+	VMOVUPS      Y6, 896(AX)
+	VPMOVZXBD    120(CX), Y4
+	VPAND        Y13, Y4, Y5
+	VPSRLD       $0x04, Y4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y7, Y5, Y5
+	VSUBPS       Y8, Y5, Y5
+	VMOVUPS      Y5, 800(AX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y9, Y6, Y6
+	VSUBPS       Y10, Y6, Y6
+	VMOVUPS      Y6, 928(AX)
+	VPMOVZXBD    128(CX), Y4
+	VPAND        Y13, Y4, Y5
+	VPSRLD       $0x04, Y4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y7, Y5, Y5
+	VSUBPS       Y8, Y5, Y5
+	VMOVUPS      Y5, 832(AX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y9, Y6, Y6
+	VSUBPS       Y10, Y6, Y6
+	VMOVUPS      Y6, 960(AX)
+	VPMOVZXBD    136(CX), Y4
+	VPAND        Y13, Y4, Y5
+	VPSRLD       $0x04, Y4, Y6
+	VCVTDQ2PS    Y5, Y5
+	VMULPS       Y7, Y5, Y5
+	VSUBPS       Y8, Y5, Y5
+	VMOVUPS      Y5, 864(AX)
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y9, Y6, Y6
+	VSUBPS       Y10, Y6, Y6
+	VMOVUPS      Y6, 992(AX)
+	ADDQ         $0x00000090, CX
+	ADDQ         $0x00000400, AX
+	CMPQ         AX, BX
+	JB           block
+
+done:
+	VZEROUPPER
+	RET
+
+// func decodeQ6KAVX2(dst *float32, src *byte, n int)
+// Requires: AVX, AVX2, F16C
+TEXT ·decodeQ6KAVX2(SB), NOSPLIT, $64-24
+	MOVQ     dst+0(FP), AX
+	MOVQ     src+8(FP), CX
+	MOVQ     n+16(FP), DX
+	VPCMPEQD Y15, Y15, Y15
+	VPSRLD   $0x1c, Y15, Y13
+	VPSRLD   $0x1e, Y15, Y14
+	VPSRLD   $0x1f, Y15, Y15
+	VPSLLD   $0x05, Y15, Y15
+	MOVQ     AX, BX
+	SHLQ     $0x02, DX
+	ADDQ     DX, BX
+	CMPQ     AX, BX
+	JAE      done
+
+block:
+	VPBROADCASTW 208(CX), X0
+	VCVTPH2PS    X0, Y0
+	VPMOVSXBD    192(CX), Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, (SP)
+	VPMOVSXBD    200(CX), Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y0, Y1, Y1
+	VMOVUPS      Y1, 32(SP)
+	VPMOVZXBD    (CX), Y4
+	VPMOVZXBD    32(CX), Y5
+	VPMOVZXBD    128(CX), Y6
+	VPAND        Y13, Y4, Y7
+	VPAND        Y14, Y6, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS (SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, (AX)
+	VPAND        Y13, Y5, Y7
+	VPSRLD       $0x02, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 8(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 128(AX)
+	VPSRLD       $0x04, Y4, Y7
+	VPSRLD       $0x04, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 16(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 256(AX)
+	VPSRLD       $0x04, Y5, Y7
+	VPSRLD       $0x06, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 24(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 384(AX)
+	VPMOVZXBD    8(CX), Y4
+	VPMOVZXBD    40(CX), Y5
+	VPMOVZXBD    136(CX), Y6
+	VPAND        Y13, Y4, Y7
+	VPAND        Y14, Y6, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS (SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 32(AX)
+	VPAND        Y13, Y5, Y7
+	VPSRLD       $0x02, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 8(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 160(AX)
+	VPSRLD       $0x04, Y4, Y7
+	VPSRLD       $0x04, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 16(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 288(AX)
+	VPSRLD       $0x04, Y5, Y7
+	VPSRLD       $0x06, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 24(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 416(AX)
+	VPMOVZXBD    16(CX), Y4
+	VPMOVZXBD    48(CX), Y5
+	VPMOVZXBD    144(CX), Y6
+	VPAND        Y13, Y4, Y7
+	VPAND        Y14, Y6, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 4(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 64(AX)
+	VPAND        Y13, Y5, Y7
+	VPSRLD       $0x02, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 12(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 192(AX)
+	VPSRLD       $0x04, Y4, Y7
+	VPSRLD       $0x04, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 20(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 320(AX)
+	VPSRLD       $0x04, Y5, Y7
+	VPSRLD       $0x06, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 28(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 448(AX)
+	VPMOVZXBD    24(CX), Y4
+	VPMOVZXBD    56(CX), Y5
+	VPMOVZXBD    152(CX), Y6
+	VPAND        Y13, Y4, Y7
+	VPAND        Y14, Y6, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 4(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 96(AX)
+	VPAND        Y13, Y5, Y7
+	VPSRLD       $0x02, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 12(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 224(AX)
+	VPSRLD       $0x04, Y4, Y7
+	VPSRLD       $0x04, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 20(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 352(AX)
+	VPSRLD       $0x04, Y5, Y7
+	VPSRLD       $0x06, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 28(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 480(AX)
+	VPMOVZXBD    64(CX), Y4
+	VPMOVZXBD    96(CX), Y5
+	VPMOVZXBD    160(CX), Y6
+	VPAND        Y13, Y4, Y7
+	VPAND        Y14, Y6, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 32(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 512(AX)
+	VPAND        Y13, Y5, Y7
+	VPSRLD       $0x02, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 40(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 640(AX)
+	VPSRLD       $0x04, Y4, Y7
+	VPSRLD       $0x04, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 48(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 768(AX)
+	VPSRLD       $0x04, Y5, Y7
+	VPSRLD       $0x06, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 56(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 896(AX)
+	VPMOVZXBD    72(CX), Y4
+	VPMOVZXBD    104(CX), Y5
+	VPMOVZXBD    168(CX), Y6
+	VPAND        Y13, Y4, Y7
+	VPAND        Y14, Y6, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 32(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 544(AX)
+	VPAND        Y13, Y5, Y7
+	VPSRLD       $0x02, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 40(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 672(AX)
+	VPSRLD       $0x04, Y4, Y7
+	VPSRLD       $0x04, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 48(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 800(AX)
+	VPSRLD       $0x04, Y5, Y7
+	VPSRLD       $0x06, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 56(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 928(AX)
+	VPMOVZXBD    80(CX), Y4
+	VPMOVZXBD    112(CX), Y5
+	VPMOVZXBD    176(CX), Y6
+	VPAND        Y13, Y4, Y7
+	VPAND        Y14, Y6, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 36(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 576(AX)
+	VPAND        Y13, Y5, Y7
+	VPSRLD       $0x02, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 44(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 704(AX)
+	VPSRLD       $0x04, Y4, Y7
+	VPSRLD       $0x04, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 52(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 832(AX)
+	VPSRLD       $0x04, Y5, Y7
+	VPSRLD       $0x06, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 60(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 960(AX)
+	VPMOVZXBD    88(CX), Y4
+	VPMOVZXBD    120(CX), Y5
+	VPMOVZXBD    184(CX), Y6
+	VPAND        Y13, Y4, Y7
+	VPAND        Y14, Y6, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 36(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 608(AX)
+	VPAND        Y13, Y5, Y7
+	VPSRLD       $0x02, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 44(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 736(AX)
+	VPSRLD       $0x04, Y4, Y7
+	VPSRLD       $0x04, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 52(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 864(AX)
+	VPSRLD       $0x04, Y5, Y7
+	VPSRLD       $0x06, Y6, Y8
+	VPAND        Y14, Y8, Y8
+	VPSLLD       $0x04, Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPSUBD       Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VBROADCASTSS 60(SP), Y9
+	VMULPS       Y9, Y7, Y7
+	VMOVUPS      Y7, 992(AX)
+	ADDQ         $0x000000d2, CX
+	ADDQ         $0x00000400, AX
+	CMPQ         AX, BX
+	JB           block
+
+done:
+	VZEROUPPER
+	RET

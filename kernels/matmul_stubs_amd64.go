@@ -89,3 +89,13 @@ func decodeBF16AVX512(dst *float32, src *byte, n int)
 //
 //go:noescape
 func decodeQ8AVX512(dst *float32, src *byte, n int)
+
+// decodeQ4KAVX2 converts n Q4_K values at src to float32 at dst; n is a multiple of 256.
+//
+//go:noescape
+func decodeQ4KAVX2(dst *float32, src *byte, n int)
+
+// decodeQ6KAVX2 converts n Q6_K values at src to float32 at dst; n is a multiple of 256.
+//
+//go:noescape
+func decodeQ6KAVX2(dst *float32, src *byte, n int)

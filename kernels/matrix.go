@@ -28,11 +28,11 @@ func (m Matrix) Validate() error {
 	if m.Rows < 0 || m.Cols < 0 {
 		return fmt.Errorf("kernels: negative matrix shape %dx%d", m.Rows, m.Cols)
 	}
-	if m.DType == Q8_0 && m.Cols%Q8_0Block != 0 {
-		return fmt.Errorf("kernels: Q8_0 matrix with %d columns, not a multiple of %d", m.Cols, Q8_0Block)
-	}
-	if m.DType > Q8_0 {
+	if int(m.DType) >= numDTypes {
 		return fmt.Errorf("kernels: unknown dtype %v", m.DType)
+	}
+	if bs := m.DType.BlockSize(); m.Cols%bs != 0 {
+		return fmt.Errorf("kernels: %v matrix with %d columns, not a multiple of %d", m.DType, m.Cols, bs)
 	}
 	want := m.Rows * m.DType.RowBytes(m.Cols)
 	if len(m.Data) != want {
@@ -53,8 +53,8 @@ func (m Matrix) Row(r int, dst []float32) {
 }
 
 // DecodeRow converts len(dst) values stored as dt in src to float32,
-// exactly (Q8_0: d·q rounded once). For Q8_0 only whole blocks of 32 are
-// converted.
+// exactly as ggml's dequantize_row functions compute them (Q8_0: d·q
+// rounded once). For the blocked types only whole blocks are converted.
 func DecodeRow(dst []float32, dt DType, src []byte) { active.decodeRow(dst, dt, src) }
 
 // decodeRowGo is the pure-Go DecodeRow.
@@ -80,6 +80,14 @@ func decodeRowGo(dst []float32, dt DType, src []byte) {
 				dst[b*Q8_0Block+i] = d * float32(int8(q))
 			}
 		}
+	case Q4_K:
+		for b := 0; b < len(dst)/KBlock; b++ {
+			decodeQ4KGo(dst[b*KBlock:(b+1)*KBlock], src[b*q4KBlockBytes:(b+1)*q4KBlockBytes])
+		}
+	case Q6_K:
+		for b := 0; b < len(dst)/KBlock; b++ {
+			decodeQ6KGo(dst[b*KBlock:(b+1)*KBlock], src[b*q6KBlockBytes:(b+1)*q6KBlockBytes])
+		}
 	default:
 		panic("kernels: DecodeRow of unknown dtype " + dt.String())
 	}
@@ -87,7 +95,9 @@ func decodeRowGo(dst []float32, dt DType, src []byte) {
 
 // EncodeRow stores the float32 values src as dt, appending to dst. BF16
 // and F16 round to nearest even; Q8_0 quantizes each block of 32 values as
-// llama.cpp does (scale = max|x|/127, values rounded to nearest).
+// llama.cpp does (scale = max|x|/127, values rounded to nearest); Q4_K
+// and Q6_K use plain min/max scales (see encodeQ4K), valid files but not
+// llama-quantize's searched ones.
 func EncodeRow(dst []byte, dt DType, src []float32) []byte {
 	switch dt {
 	case F32:
@@ -119,6 +129,14 @@ func EncodeRow(dst []byte, dt DType, src []float32) []byte {
 			for _, f := range blk {
 				dst = append(dst, byte(int8(roundHalfAway(f*id))))
 			}
+		}
+	case Q4_K:
+		for b := 0; b+KBlock <= len(src); b += KBlock {
+			dst = encodeQ4K(dst, src[b:b+KBlock])
+		}
+	case Q6_K:
+		for b := 0; b+KBlock <= len(src); b += KBlock {
+			dst = encodeQ6K(dst, src[b:b+KBlock])
 		}
 	default:
 		panic("kernels: EncodeRow of unknown dtype " + dt.String())

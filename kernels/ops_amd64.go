@@ -20,6 +20,10 @@ func (s *simd) dotSlices(a, b []float32) float32 {
 
 func (s *simd) axpyRow(y []float32, alpha float32, dt DType, src []byte) {
 	checkSrc(src, dt, len(y))
+	if s.axpy[dt] == nil {
+		axpyRowGo(y, alpha, dt, src)
+		return
+	}
 	k := len(y) &^ (s.step(dt) - 1)
 	if k > 0 {
 		s.axpy[dt](&y[0], &src[0], alpha, k)
@@ -35,6 +39,10 @@ func (s *simd) decodeRow(dst []float32, dt DType, src []byte) {
 		return
 	}
 	checkSrc(src, dt, len(dst))
+	if s.decode[dt] == nil {
+		decodeRowGo(dst, dt, src)
+		return
+	}
 	k := len(dst) &^ (s.step(dt) - 1)
 	if k > 0 {
 		s.decode[dt](&dst[0], &src[0], k)
@@ -64,10 +72,10 @@ func (s *simd) rmsNorm(out, x, weight []float32, eps float32) {
 	}
 }
 
-// checkSrc panics unless src holds n values of type dt (whole Q8_0
-// blocks), so that no kernel reads past it.
+// checkSrc panics unless src holds n values of type dt (whole blocks),
+// so that no kernel reads past it.
 func checkSrc(src []byte, dt DType, n int) {
-	if dt > Q8_0 {
+	if int(dt) >= numDTypes {
 		panic("kernels: unknown dtype " + dt.String())
 	}
 	if len(src) < dt.RowBytes(n) {

@@ -47,6 +47,15 @@ func axpyRowGo(y []float32, alpha float32, dt DType, src []byte) {
 				y[b*Q8_0Block+i] += alpha * (d * float32(int8(q)))
 			}
 		}
+	case Q4_K, Q6_K:
+		var buf [KBlock]float32
+		bb := dt.RowBytes(KBlock)
+		for b := 0; b < len(y)/KBlock; b++ {
+			decodeRowGo(buf[:], dt, src[b*bb:(b+1)*bb])
+			for i, v := range buf {
+				y[b*KBlock+i] += alpha * v
+			}
+		}
 	default:
 		panic("kernels: AxpyRow of unknown dtype " + dt.String())
 	}

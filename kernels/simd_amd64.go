@@ -12,11 +12,11 @@ type simd struct {
 	// tile[dt] computes a tile of 4 weight rows x at most maxT[dt] tokens
 	// (see tileF32AVX2). maxT is the register budget, as in
 	// _asm/matmul.go's maxTokens.
-	tile [Q8_0 + 1]func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt int)
-	maxT [Q8_0 + 1]int
+	tile [numDTypes]func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt int)
+	maxT [numDTypes]int
 
-	decode     [Q8_0 + 1]func(dst *float32, src *byte, n int) // nil for F32
-	axpy       [Q8_0 + 1]func(y *float32, w *byte, alpha float32, n int)
+	decode     [numDTypes]func(dst *float32, src *byte, n int) // nil for F32
+	axpy       [numDTypes]func(y *float32, w *byte, alpha float32, n int)
 	dot        func(a, b *float32, n int) float32
 	sumSquares func(x *float32, n int) float64
 	scaleMul   func(out, x, w *float32, scale float32, n int)
@@ -24,10 +24,10 @@ type simd struct {
 
 var avx2Kernels = simd{
 	lanes:      8,
-	tile:       [...]func(*float32, int, *float32, int, *byte, int, int, int){tileF32AVX2, tileF16AVX2, tileBF16AVX2, tileQ8AVX2},
-	maxT:       [...]int{F32: 3, F16: 3, BF16: 3, Q8_0: 2},
-	decode:     [...]func(*float32, *byte, int){nil, decodeF16AVX2, decodeBF16AVX2, decodeQ8AVX2},
-	axpy:       [...]func(*float32, *byte, float32, int){axpyF32AVX2, axpyF16AVX2, axpyBF16AVX2, axpyQ8AVX2},
+	tile:       [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int){tileF32AVX2, tileF16AVX2, tileBF16AVX2, tileQ8AVX2},
+	maxT:       [numDTypes]int{F32: 3, F16: 3, BF16: 3, Q8_0: 2},
+	decode:     [numDTypes]func(*float32, *byte, int){nil, decodeF16AVX2, decodeBF16AVX2, decodeQ8AVX2, decodeQ4KAVX2, decodeQ6KAVX2},
+	axpy:       [numDTypes]func(*float32, *byte, float32, int){axpyF32AVX2, axpyF16AVX2, axpyBF16AVX2, axpyQ8AVX2},
 	dot:        dotF32AVX2,
 	sumSquares: sumSquaresAVX2,
 	scaleMul:   scaleMulAVX2,
@@ -35,10 +35,10 @@ var avx2Kernels = simd{
 
 var avx512Kernels = simd{
 	lanes:      16,
-	tile:       [...]func(*float32, int, *float32, int, *byte, int, int, int){tileF32AVX512, tileF16AVX512, tileBF16AVX512, tileQ8AVX512},
-	maxT:       [...]int{F32: 6, F16: 4, BF16: 4, Q8_0: 4},
-	decode:     [...]func(*float32, *byte, int){nil, decodeF16AVX512, decodeBF16AVX512, decodeQ8AVX512},
-	axpy:       [...]func(*float32, *byte, float32, int){axpyF32AVX512, axpyF16AVX512, axpyBF16AVX512, axpyQ8AVX512},
+	tile:       [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int){tileF32AVX512, tileF16AVX512, tileBF16AVX512, tileQ8AVX512},
+	maxT:       [numDTypes]int{F32: 6, F16: 4, BF16: 4, Q8_0: 4},
+	decode:     [numDTypes]func(*float32, *byte, int){nil, decodeF16AVX512, decodeBF16AVX512, decodeQ8AVX512, decodeQ4KAVX2, decodeQ6KAVX2},
+	axpy:       [numDTypes]func(*float32, *byte, float32, int){axpyF32AVX512, axpyF16AVX512, axpyBF16AVX512, axpyQ8AVX512},
 	dot:        dotF32AVX512,
 	sumSquares: sumSquaresAVX512,
 	scaleMul:   scaleMulAVX512,
@@ -72,10 +72,11 @@ func (s *simd) impl(name string) *impl {
 	}
 }
 
-// step is the number of values a kernel for dt takes at a time.
+// step is the number of values a kernel for dt takes at a time: a
+// vector, or a block of the blocked types.
 func (s *simd) step(dt DType) int {
-	if dt == Q8_0 {
-		return Q8_0Block
+	if bs := dt.BlockSize(); bs > 1 {
+		return bs
 	}
 	return s.lanes
 }

@@ -90,7 +90,7 @@ func (w *Weights) Bytes() int64 {
 
 // toF32 converts a 1-D tensor of any supported dtype to float32.
 func toF32(dt kernels.DType, data []byte, n int) ([]float32, error) {
-	if dt == kernels.Q8_0 && n%kernels.Q8_0Block != 0 || len(data) != dt.RowBytes(n) {
+	if n%dt.BlockSize() != 0 || len(data) != dt.RowBytes(n) {
 		return nil, fmt.Errorf("%v vector of %d values has %d bytes", dt, n, len(data))
 	}
 	v := make([]float32, n)

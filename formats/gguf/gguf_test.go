@@ -375,20 +375,24 @@ func TestAlignment(t *testing.T) {
 }
 
 func TestUnsupportedType(t *testing.T) {
-	file := header(2, 0).
-		tensor("q4k", []uint64{256, 2}, TypeQ4_K, 0).
-		tensor("f32", []uint64{8}, TypeF32, 320).
-		data(32, 320+32)
+	file := header(3, 0).
+		tensor("q5k", []uint64{256, 2}, TypeQ5_K, 0).
+		tensor("q4k", []uint64{256, 2}, TypeQ4_K, 352).
+		tensor("f32", []uint64{8}, TypeF32, 352+288).
+		data(32, 352+288+32)
 	f, err := Parse(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ti, ok := f.Info("q4k"); !ok || ti.Size != 288 || !slices.Equal(ti.Shape, []int{2, 256}) || ti.TypeName() != "Q4_K" {
-		t.Errorf("Info(q4k) = %+v, %v", ti, ok)
+	if ti, ok := f.Info("q5k"); !ok || ti.Size != 352 || !slices.Equal(ti.Shape, []int{2, 256}) || ti.TypeName() != "Q5_K" {
+		t.Errorf("Info(q5k) = %+v, %v", ti, ok)
 	}
-	_, err = f.Tensor("q4k")
-	if !errors.Is(err, ErrUnsupportedType) || !strings.Contains(err.Error(), `tensor "q4k": Q4_K (12) is not supported yet`) {
-		t.Errorf("Tensor(q4k) error %q", err)
+	_, err = f.Tensor("q5k")
+	if !errors.Is(err, ErrUnsupportedType) || !strings.Contains(err.Error(), `tensor "q5k": Q5_K (13) is not supported yet`) {
+		t.Errorf("Tensor(q5k) error %q", err)
+	}
+	if x, err := f.Tensor("q4k"); err != nil || x.DType != kernels.Q4_K || len(x.Data) != 288 {
+		t.Errorf("Tensor(q4k) = %v, %d bytes, %v", x.DType, len(x.Data), err)
 	}
 	if _, err := f.Tensor("f32"); err != nil {
 		t.Error(err)

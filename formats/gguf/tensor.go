@@ -40,9 +40,9 @@ func (t Tensor) Matrix() (kernels.Matrix, error) {
 // aligned returns b if it starts at a multiple of the element size of the
 // unquantized type dt, so that the kernels may reinterpret it as []float32
 // or []uint16, and an aligned copy of it otherwise. Tensors are always
-// aligned unless general.alignment is 1 or 2; Q8_0 needs no alignment.
+// aligned unless general.alignment is 1 or 2; the blocked types need none.
 func aligned(b []byte, dt kernels.DType) []byte {
-	size := uintptr(dt.RowBytes(1)) // 0 for Q8_0
+	size := uintptr(dt.RowBytes(1)) // 0 for the blocked types
 	if len(b) == 0 || size <= 1 || uintptr(unsafe.Pointer(&b[0]))%size == 0 {
 		return b
 	}

@@ -116,6 +116,8 @@ var kernelTypes = map[uint32]kernels.DType{
 	TypeF16:  kernels.F16,
 	TypeBF16: kernels.BF16,
 	TypeQ8_0: kernels.Q8_0,
+	TypeQ4_K: kernels.Q4_K,
+	TypeQ6_K: kernels.Q6_K,
 }
 
 // ggmlType is the inverse of kernelTypes.
@@ -124,6 +126,8 @@ var ggmlType = map[kernels.DType]uint32{
 	kernels.F16:  TypeF16,
 	kernels.BF16: TypeBF16,
 	kernels.Q8_0: TypeQ8_0,
+	kernels.Q4_K: TypeQ4_K,
+	kernels.Q6_K: TypeQ6_K,
 }
 
 // valueType is the type of a metadata value (enum gguf_type).

@@ -36,6 +36,8 @@ func main() {
 				genDecode(v, dt)
 			}
 		}
+		genDecodeQ4K()
+		genDecodeQ6K()
 	case "ops":
 		for _, v := range isas {
 			genDot(v)

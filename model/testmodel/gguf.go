@@ -13,6 +13,8 @@ var fileTypes = map[kernels.DType]uint32{
 	kernels.F32:  0,  // LLAMA_FTYPE_ALL_F32
 	kernels.F16:  1,  // LLAMA_FTYPE_MOSTLY_F16
 	kernels.Q8_0: 7,  // LLAMA_FTYPE_MOSTLY_Q8_0
+	kernels.Q4_K: 15, // LLAMA_FTYPE_MOSTLY_Q4_K_M
+	kernels.Q6_K: 18, // LLAMA_FTYPE_MOSTLY_Q6_K
 	kernels.BF16: 32, // LLAMA_FTYPE_MOSTLY_BF16
 }
 
@@ -34,7 +36,10 @@ const minGGUFVocab = 3 + 256
 // llama.cpp names (token_embd, blk.N.attn_q, …, output_norm, output unless
 // tied), and for arch llama the rows of attn_q and attn_k permuted to
 // interleaved RoPE order within each head. Matrices, token_embd included,
-// are stored as dt (F32, F16, BF16 or Q8_0); norms and biases stay F32.
+// are stored as dt (F32, F16, BF16, Q8_0, Q4_K or Q6_K); norms and biases
+// stay F32. For Q4_K the file is laid out as llama-quantize's Q4_K_M
+// lays out the tensors it can: token_embd and output in Q6_K, the other
+// matrices in Q4_K.
 //
 // The file also holds a minimal SentencePiece ("llama") vocabulary so that
 // llama.cpp can load it: <unk>, <s>, </s>, the byte tokens <0x00> to
@@ -46,15 +51,15 @@ func WriteGGUF(path string, s Shape, dt kernels.DType, seed uint64) error {
 	}
 	ftype, ok := fileTypes[dt]
 	if !ok {
-		return fmt.Errorf("testmodel: GGUF matrices cannot be %v; want F32, F16, BF16 or Q8_0", dt)
+		return fmt.Errorf("testmodel: GGUF matrices cannot be %v; want F32, F16, BF16, Q8_0, Q4_K or Q6_K", dt)
 	}
 	if s.Vocab < minGGUFVocab {
 		return fmt.Errorf("testmodel: vocab %d is smaller than the %d tokens of the GGUF tokenizer", s.Vocab, minGGUFVocab)
 	}
-	if dt == kernels.Q8_0 {
+	if bs := dt.BlockSize(); bs > 1 {
 		for _, n := range []int{s.Hidden, s.Heads * s.HeadDim, s.Intermediate} {
-			if n%kernels.Q8_0Block != 0 {
-				return fmt.Errorf("testmodel: Q8_0 needs input widths that are multiples of %d, got %d", kernels.Q8_0Block, n)
+			if n%bs != 0 {
+				return fmt.Errorf("testmodel: %v needs input widths that are multiples of %d, got %d", dt, bs, n)
 			}
 		}
 	}
@@ -100,6 +105,8 @@ func WriteGGUF(path string, s Shape, dt kernels.DType, seed uint64) error {
 		tdt := dt
 		if t.kind != matrix {
 			tdt = kernels.F32 // llama.cpp keeps 1-D tensors in F32
+		} else if dt == kernels.Q4_K && (t.gguf == "token_embd.weight" || t.gguf == "output.weight") {
+			tdt = kernels.Q6_K
 		}
 		// The writer keeps data until WriteFile: give it its own copy.
 		data := kernels.EncodeRow(make([]byte, 0, tdt.RowBytes(n)), tdt, v)

@@ -1,0 +1,102 @@
+package model_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/switchyard-ai/switchyard/formats/gguf"
+	"github.com/switchyard-ai/switchyard/internal/testshared"
+	"github.com/switchyard-ai/switchyard/kernels"
+	"github.com/switchyard-ai/switchyard/model"
+	"github.com/switchyard-ai/switchyard/model/testmodel"
+)
+
+// tinyK is a Llama whose input widths are multiples of 256, so that every
+// matrix can be a K-quant.
+var tinyK = testmodel.Shape{Hidden: 256, Intermediate: 512, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 64,
+	Vocab: 320, MaxPositions: 128, Tied: false, Arch: "llama", RopeTheta: 10000, RMSNormEps: 1e-5}
+
+// dequantizeGGUF rewrites a GGUF file with every tensor converted to F32.
+func dequantizeGGUF(t *testing.T, in, out string) {
+	t.Helper()
+	f, err := gguf.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := gguf.NewWriter()
+	for _, k := range f.Keys() {
+		v, _ := f.Value(k)
+		if err := w.Add(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ti := range f.Tensors {
+		x, err := f.Tensor(ti.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 1
+		for _, d := range x.Shape {
+			n *= d
+		}
+		v := make([]float32, n)
+		kernels.DecodeRow(v, x.DType, x.Data)
+		if err := w.AddTensor(x.Name, kernels.F32, x.Shape, kernels.F32Bytes(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.WriteFile(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestKQuantModel runs a model stored in Q4_K (Q6_K embeddings and LM
+// head, as Q4_K_M files are) and in Q6_K against the same weights
+// dequantized to F32: the K-quant rows, their q/k un-permutation at load
+// and the embedding lookup must give the F32 model's logits, in prefill
+// and in decode.
+func TestKQuantModel(t *testing.T) {
+	for _, dt := range []kernels.DType{kernels.Q4_K, kernels.Q6_K} {
+		t.Run(dt.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			q, f32 := filepath.Join(dir, "q.gguf"), filepath.Join(dir, "f32.gguf")
+			if err := testmodel.WriteGGUF(q, tinyK, dt, 7); err != nil {
+				t.Fatal(err)
+			}
+			dequantizeGGUF(t, q, f32)
+			mq, err := model.Load(q, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mq.Close()
+			mf, err := model.Load(f32, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mf.Close()
+			if got := mq.Weights.Layers[0].Proj[model.ModGate].DType; got != dt {
+				t.Fatalf("gate_proj loaded as %v, want %v", got, dt)
+			}
+			prompt := []int{1, 17, 200, 5, 99, 3, 250, 42}
+			cq, cf := mq.NewCache(64), mf.NewCache(64)
+			for step := range 4 {
+				tokens := prompt
+				if step > 0 {
+					tokens = []int{(step * 37) % tinyK.Vocab}
+				}
+				lq, err := mq.Forward([]model.Seq{{Cache: cq, Tokens: tokens, AllLogits: true}}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				lf, err := mf.Forward([]model.Seq{{Cache: cf, Tokens: tokens, AllLogits: true}}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := testshared.MaxAbsDiff(lq[0], lf[0]); d > 1e-4 {
+					t.Fatalf("step %d: logits differ from the dequantized model's by %g", step, d)
+				}
+			}
+		})
+	}
+}
