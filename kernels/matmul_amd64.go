@@ -9,8 +9,9 @@ package kernels
 // whole panels to float32 in scratch (a write and a read of every weight):
 // 1.2-1.45x for 8 tokens. Q8_0's conversion is the expensive part of its
 // tile kernel, so from one group on its panel is converted once.
-// The K-quants have no tile kernel: their rows always go through panels.
-var decodeGroups = [numDTypes]int{F32: 4, F16: 4, BF16: 4, Q8_0: 1}
+// The K-quant tiles (AVX2, used by AVX-512 too) take one token: a few
+// tokens call them once each, the tile's bytes staying in L1.
+var decodeGroups = [numDTypes]int{F32: 4, F16: 4, BF16: 4, Q8_0: 1, Q4_K: 4, Q6_K: 4}
 
 // blockBytes bounds the activations of one block of tokens in prefill,
 // so that they stay in L2 while the weight panel passes over them.

@@ -99,3 +99,15 @@ func decodeQ4KAVX2(dst *float32, src *byte, n int)
 //
 //go:noescape
 func decodeQ6KAVX2(dst *float32, src *byte, n int)
+
+// tileQ4KAVX2 computes y[r] = Σ_{c<k} w[r][c]·x[c] for 4 rows r of Q4_K weights
+// wstride bytes apart and one token (nt must be 1). k is a multiple of 256.
+//
+//go:noescape
+func tileQ4KAVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+
+// tileQ6KAVX2 computes y[r] = Σ_{c<k} w[r][c]·x[c] for 4 rows r of Q6_K weights
+// wstride bytes apart and one token (nt must be 1). k is a multiple of 256.
+//
+//go:noescape
+func tileQ6KAVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)

@@ -185,3 +185,226 @@ func genDecodeQ6K() {
 	VZEROUPPER()
 	RET()
 }
+
+// kTilePrefetch prefetches the next tile's bytes of one super-block column
+// (4 rows of blockBytes) from pf and advances pf, as genTile's
+// single-token tiles do.
+func kTilePrefetch(pf reg.GPVirtual, blockBytes int) {
+	for off := 0; off < 4*blockBytes; off += 64 {
+		PREFETCHT0(Mem{Base: pf, Disp: off})
+	}
+	ADDQ(U32(4*blockBytes), pf)
+}
+
+// kTileSetup loads the arguments of a K-quant tile kernel: the token row
+// x, the 4 weight row pointers, k, and a prefetch pointer at the next
+// tile (4 row strides on); it zeroes the accumulators Y0-Y3.
+func kTileSetup() (x reg.GPVirtual, wr [4]reg.GPVirtual, k, pf reg.GPVirtual) {
+	x = Load(Param("x"), GP64()).(reg.GPVirtual)
+	wr[0] = Load(Param("w"), GP64()).(reg.GPVirtual)
+	ws := Load(Param("wstride"), GP64())
+	for r := 1; r < 4; r++ {
+		wr[r] = GP64()
+		LEAQ(Mem{Base: wr[r-1], Index: ws, Scale: 1}, wr[r])
+	}
+	pf = GP64()
+	LEAQ(Mem{Base: wr[3], Index: ws, Scale: 1}, pf)
+	k = Load(Param("k"), GP64()).(reg.GPVirtual)
+	for r := range 4 {
+		VXORPS(ymm[r], ymm[r], ymm[r])
+	}
+	return
+}
+
+// kTileStore stores the lane sums of Y0-Y3 to y[0..3] and returns.
+func kTileStore() {
+	y := Load(Param("y"), GP64())
+	reduce4([4]int{0, 1, 2, 3}, Mem{Base: y})
+	VZEROUPPER()
+	RET()
+}
+
+// genTileQ4K emits tileQ4KAVX2, the single-token matmul tile for Q4_K
+// weights, which reads each weight byte once, in registers. With d_j, m_j
+// the scale and min of sub-block j (d·scale, dmin·min), a sub-block adds
+// d_j·Σ x·q - m_j·Σ x: the quants are widened to float and multiplied
+// with x, and Σ x over the sub-block is shared by the 4 rows. Layout:
+// accumulators Y0-Y3, Σ x of two sub-blocks Y4/Y5, Σ x·q of two
+// sub-blocks of the current row Y6/Y7, quants Y8/Y9, a broadcast Y10,
+// the nibble mask Y15. The stack holds the rows' 8 d_j and 8 m_j.
+func genTileQ4K() {
+	TEXT("tileQ4KAVX2", NOSPLIT, "func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt int)")
+	Pragma("noescape")
+	Doc("tileQ4KAVX2 computes y[r] = Σ_{c<k} w[r][c]·x[c] for 4 rows r of Q4_K weights",
+		"wstride bytes apart and one token (nt must be 1). k is a multiple of 256.")
+	local := AllocLocal(4*64 + 16)
+	x, wr, k, pf := kTileSetup()
+	VPCMPEQD(ymm[15], ymm[15], ymm[15])
+	VPSRLD(U8(28), ymm[15], ymm[15])
+	c, wo := GP64(), GP64()
+	XORQ(c, c)
+	XORQ(wo, wo)
+	TESTQ(k, k)
+	JZ(LabelRef("reduce"))
+
+	Label("loop")
+	kTilePrefetch(pf, 144)
+	for r := range 4 { // the scales and mins of each row's super-block
+		a0, a1, a2, t := GP32(), GP32(), GP32(), GP32()
+		blk := func(disp int) Mem { return Mem{Base: wr[r], Index: wo, Scale: 1, Disp: disp} }
+		MOVL(blk(4), a0)
+		MOVL(blk(8), a1)
+		MOVL(blk(12), a2)
+		MOVL(a0, t)
+		ANDL(U32(0x3f3f3f3f), t)
+		MOVL(t, local.Offset(256))
+		MOVL(a1, t)
+		ANDL(U32(0x3f3f3f3f), t)
+		MOVL(t, local.Offset(264))
+		SHRL(U8(6), a0)
+		ANDL(U32(0x03030303), a0)
+		SHLL(U8(4), a0)
+		MOVL(a2, t)
+		ANDL(U32(0x0f0f0f0f), t)
+		ORL(a0, t)
+		MOVL(t, local.Offset(260))
+		SHRL(U8(6), a1)
+		ANDL(U32(0x03030303), a1)
+		SHLL(U8(4), a1)
+		SHRL(U8(4), a2)
+		ANDL(U32(0x0f0f0f0f), a2)
+		ORL(a1, a2)
+		MOVL(a2, local.Offset(268))
+		for j, half := range []int{0, 2} { // scales times d, mins times dmin
+			avx2.loadScale(blk(half), 8, ymm[9])
+			VPMOVZXBD(local.Offset(256+8*j), ymm[8])
+			VCVTDQ2PS(ymm[8], ymm[8])
+			VMULPS(ymm[9], ymm[8], ymm[8])
+			VMOVUPS(ymm[8], local.Offset(64*r+32*j))
+		}
+	}
+	for kk := range 4 { // 64 values: sub-blocks 2kk (low nibbles) and 2kk+1
+		xm := func(i int) Mem { return Mem{Base: x, Index: c, Scale: 4, Disp: 4 * (64*kk + 8*i)} }
+		VMOVUPS(xm(0), ymm[4])
+		VMOVUPS(xm(4), ymm[5])
+		for i := 1; i < 4; i++ {
+			VADDPS(xm(i), ymm[4], ymm[4])
+			VADDPS(xm(4+i), ymm[5], ymm[5])
+		}
+		for r := range 4 {
+			for i := range 4 {
+				VPMOVZXBD(Mem{Base: wr[r], Index: wo, Scale: 1, Disp: 16 + 32*kk + 8*i}, ymm[8])
+				VPAND(ymm[15], ymm[8], ymm[9])
+				VPSRLD(U8(4), ymm[8], ymm[8])
+				VCVTDQ2PS(ymm[9], ymm[9])
+				VCVTDQ2PS(ymm[8], ymm[8])
+				if i == 0 {
+					VMULPS(xm(i), ymm[9], ymm[6])
+					VMULPS(xm(4+i), ymm[8], ymm[7])
+				} else {
+					VFMADD231PS(xm(i), ymm[9], ymm[6])
+					VFMADD231PS(xm(4+i), ymm[8], ymm[7])
+				}
+			}
+			acc := ymm[r]
+			VBROADCASTSS(local.Offset(64*r+4*(2*kk)), ymm[10])
+			VFMADD231PS(ymm[6], ymm[10], acc)
+			VBROADCASTSS(local.Offset(64*r+4*(2*kk+1)), ymm[10])
+			VFMADD231PS(ymm[7], ymm[10], acc)
+			VBROADCASTSS(local.Offset(64*r+32+4*(2*kk)), ymm[10])
+			VFNMADD231PS(ymm[4], ymm[10], acc)
+			VBROADCASTSS(local.Offset(64*r+32+4*(2*kk+1)), ymm[10])
+			VFNMADD231PS(ymm[5], ymm[10], acc)
+		}
+	}
+	ADDQ(U32(256), c)
+	ADDQ(U32(144), wo)
+	CMPQ(c, k)
+	JB(LabelRef("loop"))
+
+	Label("reduce")
+	kTileStore()
+}
+
+// genTileQ6K emits tileQ6KAVX2, the single-token matmul tile for Q6_K
+// weights: per group of 16 values, Σ x·q in float times the group's
+// d·scale. Layout: accumulators Y0-Y3, Σ x·q of the four value rows of a
+// half Y4-Y7, the ql, ql+32 and qh bytes Y8-Y10, a quant being built
+// Y11, scratch Y12, masks 0x0F and 0x03 and the offset 32 in Y13-Y15.
+// The stack holds the rows' 16 d·scales.
+func genTileQ6K() {
+	TEXT("tileQ6KAVX2", NOSPLIT, "func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt int)")
+	Pragma("noescape")
+	Doc("tileQ6KAVX2 computes y[r] = Σ_{c<k} w[r][c]·x[c] for 4 rows r of Q6_K weights",
+		"wstride bytes apart and one token (nt must be 1). k is a multiple of 256.")
+	local := AllocLocal(4 * 64)
+	x, wr, k, pf := kTileSetup()
+	dwordConsts()
+	c, wo := GP64(), GP64()
+	XORQ(c, c)
+	XORQ(wo, wo)
+	TESTQ(k, k)
+	JZ(LabelRef("reduce"))
+
+	Label("loop")
+	kTilePrefetch(pf, 210)
+	for r := range 4 {
+		avx2.loadScale(Mem{Base: wr[r], Index: wo, Scale: 1, Disp: 208}, 12, ymm[12])
+		for j := range 2 {
+			VPMOVSXBD(Mem{Base: wr[r], Index: wo, Scale: 1, Disp: 192 + 8*j}, ymm[11])
+			VCVTDQ2PS(ymm[11], ymm[11])
+			VMULPS(ymm[12], ymm[11], ymm[11])
+			VMOVUPS(ymm[11], local.Offset(64*r+32*j))
+		}
+	}
+	for h := range 2 {
+		for r := range 4 {
+			blk := func(disp int) Mem { return Mem{Base: wr[r], Index: wo, Scale: 1, Disp: disp} }
+			for g := range 2 { // positions 16g..16g+15 of the half's 32
+				for li, l := range []int{16 * g, 16*g + 8} {
+					VPMOVZXBD(blk(64*h+l), ymm[8])
+					VPMOVZXBD(blk(64*h+32+l), ymm[9])
+					VPMOVZXBD(blk(128+32*h+l), ymm[10])
+					for i := range 4 { // value row i: value 128h + 32i + l
+						lo := ymm[8]
+						if i%2 == 1 {
+							lo = ymm[9]
+						}
+						if i < 2 {
+							VPAND(ymm[13], lo, ymm[11])
+						} else {
+							VPSRLD(U8(4), lo, ymm[11])
+						}
+						if i == 0 {
+							VPAND(ymm[14], ymm[10], ymm[12])
+						} else {
+							VPSRLD(U8(2*i), ymm[10], ymm[12])
+							VPAND(ymm[14], ymm[12], ymm[12])
+						}
+						VPSLLD(U8(4), ymm[12], ymm[12])
+						VPOR(ymm[12], ymm[11], ymm[11])
+						VPSUBD(ymm[15], ymm[11], ymm[11])
+						VCVTDQ2PS(ymm[11], ymm[11])
+						xm := Mem{Base: x, Index: c, Scale: 4, Disp: 4 * (128*h + 32*i + l)}
+						if li == 0 {
+							VMULPS(xm, ymm[11], ymm[4+i])
+						} else {
+							VFMADD231PS(xm, ymm[11], ymm[4+i])
+						}
+					}
+				}
+				for i := range 4 {
+					VBROADCASTSS(local.Offset(64*r+4*(8*h+2*i+g)), ymm[12])
+					VFMADD231PS(ymm[4+i], ymm[12], ymm[r])
+				}
+			}
+		}
+	}
+	ADDQ(U32(256), c)
+	ADDQ(U32(210), wo)
+	CMPQ(c, k)
+	JB(LabelRef("loop"))
+
+	Label("reduce")
+	kTileStore()
+}

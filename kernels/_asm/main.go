@@ -38,6 +38,8 @@ func main() {
 		}
 		genDecodeQ4K()
 		genDecodeQ6K()
+		genTileQ4K()
+		genTileQ6K()
 	case "ops":
 		for _, v := range isas {
 			genDot(v)
