@@ -12,17 +12,7 @@ package kernels
 // batch shares one pass over the weights. MatMul allocates nothing once
 // the pool's scratch buffers have grown to fit w.Cols.
 func (p *Pool) MatMul(y, x []float32, w Matrix, n int) {
-	if len(x) < n*w.Cols || len(y) < n*w.Rows {
-		panic("kernels: MatMul buffer too small")
-	}
-	if len(w.Data) < w.Rows*w.DType.RowBytes(w.Cols) || int(w.DType) >= numDTypes || w.Cols%w.DType.BlockSize() != 0 {
-		panic("kernels: MatMul of a malformed " + w.DType.String() + " matrix")
-	}
-	if n <= 0 || w.Rows == 0 {
-		return
-	}
-	if w.Cols == 0 {
-		clear(y[:n*w.Rows])
+	if !matMulArgs(y, x, w, n) {
 		return
 	}
 	tiles := max(1, w.Rows/4)
@@ -30,6 +20,37 @@ func (p *Pool) MatMul(y, x []float32, w Matrix, n int) {
 	p.mm = matmulTask{pool: p, impl: active, y: y, x: x, w: w, n: n, tiles: tiles}
 	p.Parallel(tiles, grain, p.mmRun)
 	p.mm = matmulTask{}
+}
+
+// MatMulOn computes MatMul on the calling goroutine alone, with worker
+// w's scratch space. It is for the function run by Parallel, when each
+// worker takes whole products of its own (such as the LoRA deltas of
+// different adapters); w is the worker index Parallel passed.
+func (p *Pool) MatMulOn(w int, y, x []float32, m Matrix, n int) {
+	if !matMulArgs(y, x, m, n) {
+		return
+	}
+	active.matmulRows(y, x, m, n, 0, m.Rows, p.Scratch(w, matmulScratch(m.Cols)))
+}
+
+// matMulArgs panics on buffers or a matrix that MatMul cannot take, and
+// reports whether there is anything to compute (clearing y when the
+// matrix has no columns).
+func matMulArgs(y, x []float32, w Matrix, n int) bool {
+	if len(x) < n*w.Cols || len(y) < n*w.Rows {
+		panic("kernels: MatMul buffer too small")
+	}
+	if len(w.Data) < w.Rows*w.DType.RowBytes(w.Cols) || int(w.DType) >= numDTypes || w.Cols%w.DType.BlockSize() != 0 {
+		panic("kernels: MatMul of a malformed " + w.DType.String() + " matrix")
+	}
+	if n <= 0 || w.Rows == 0 {
+		return false
+	}
+	if w.Cols == 0 {
+		clear(y[:n*w.Rows])
+		return false
+	}
+	return true
 }
 
 // minParallelWork is the number of multiply-adds below which a MatMul

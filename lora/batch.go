@@ -17,15 +17,18 @@ import (
 // grown to the largest run. It must be used from one goroutine at a time.
 type Batch struct {
 	pool   *kernels.Pool
-	runs   []run     // consecutive tokens sharing an adapter (nil: the base model), in batch order
-	tokens int       // tokens added since Reset
-	tmp    []float32 // [tokens of a run, rank] scratch for x·Aᵀ, kept across steps
+	runs   []run      // consecutive tokens sharing an adapter (nil: the base model), in batch order
+	tokens int        // tokens added since Reset
+	tmp    []float32  // scratch for x·Aᵀ of every run, kept across steps
+	work   []runDelta // the runs of the AddDelta in progress that have its projection
+	x, y   []float32  // the AddDelta in progress's operands, for runsFn
 
 	// The expand step of the current run, read by the pool's workers
 	// through expandFn (bound once in NewBatch so AddDelta allocates no
 	// closure).
 	cur      expandArgs
 	expandFn func(worker, lo, hi int)
+	runsFn   func(worker, lo, hi int) // addRuns, bound once like expandFn
 }
 
 // run is a stretch of consecutive tokens that share an adapter.
@@ -50,6 +53,7 @@ var _ model.Delta = (*Batch)(nil)
 func NewBatch(pool *kernels.Pool) *Batch {
 	b := &Batch{pool: pool}
 	b.expandFn = b.expand
+	b.runsFn = b.addRuns
 	return b
 }
 
@@ -95,7 +99,15 @@ func (b *Batch) Add(a *Adapter, tokens int) {
 // of the input width) and y its output (Tokens rows of the output width).
 // Rows of base-model tokens and of adapters without this projection are
 // left as they are; x is not changed.
+//
+// One run (one adapter for the whole batch, or a long prompt) has its
+// products split over the pool's workers. Several runs, as when each
+// decoding sequence has its own adapter, are dealt out whole to the
+// workers instead: each run's products are too small to split, and they
+// write disjoint rows of y.
 func (b *Batch) AddDelta(y, x []float32, layer int, m model.Module) {
+	b.work = b.work[:0]
+	need := 0
 	for _, r := range b.runs {
 		if r.adapter == nil {
 			continue
@@ -104,36 +116,81 @@ func (b *Batch) AddDelta(y, x []float32, layer int, m model.Module) {
 		if p == nil {
 			continue
 		}
-		in, out, rank := p.A.Cols, p.BT.Cols, p.Rank
-		end := r.start + r.n
-		if len(x) < end*in || len(y) < end*out {
+		in, out := p.A.Cols, p.BT.Cols
+		if end := r.start + r.n; len(x) < end*in || len(y) < end*out {
 			panic(fmt.Sprintf("lora: AddDelta(%d, %v): x has %d values and y %d, the batch's %d tokens need %d and %d",
 				layer, m, len(x), len(y), b.tokens, b.tokens*in, b.tokens*out))
 		}
-		xs := x[r.start*in : end*in]
-		ys := y[r.start*out : end*out]
+		b.work = append(b.work, runDelta{run: r, pair: p, tmp: need})
+		need += r.n * p.Rank
+	}
+	if len(b.work) == 0 {
+		return
+	}
+	if cap(b.tmp) < need {
+		b.tmp = make([]float32, need)
+	}
+	b.x, b.y = x, y
+	if len(b.work) == 1 {
+		b.splitRun(b.work[0])
+	} else {
+		b.pool.Parallel(len(b.work), 1, b.runsFn)
+	}
+	b.x, b.y = nil, nil
+}
 
-		// Shrink: tmp[t, k] = x[t] · A[k], then fold in the scale. Add
-		// sized tmp for the run already unless the adapter's MaxRank
-		// understates its ranks.
-		if cap(b.tmp) < r.n*rank {
-			b.tmp = make([]float32, r.n*rank)
-		}
-		tmp := b.tmp[:r.n*rank]
-		b.pool.MatMul(tmp, xs, p.A, r.n)
+// runDelta is one run's share of an AddDelta: its adapter's Pair for the
+// projection and the offset of its x·Aᵀ rows in Batch.tmp.
+type runDelta struct {
+	run
+	pair *Pair
+	tmp  int
+}
+
+// operands returns the run's rows of x and y and its scratch rows.
+func (b *Batch) operands(d runDelta) (xs, ys, tmp []float32) {
+	in, out, rank := d.pair.A.Cols, d.pair.BT.Cols, d.pair.Rank
+	end := d.start + d.n
+	return b.x[d.start*in : end*in], b.y[d.start*out : end*out], b.tmp[d.tmp : d.tmp+d.n*rank]
+}
+
+// splitRun adds one run's delta with both products split over the
+// workers.
+func (b *Batch) splitRun(d runDelta) {
+	p := d.pair
+	xs, ys, tmp := b.operands(d)
+	// Shrink: tmp[t, k] = x[t] · A[k], then fold in the scale.
+	b.pool.MatMul(tmp, xs, p.A, d.n)
+	for i := range tmp {
+		tmp[i] *= p.Scale
+	}
+	// Expand: y[t, j] += Σ_k tmp[t, k] · BT[k, j], columns split over
+	// the workers (each output element has one writer).
+	out := p.BT.Cols
+	b.cur = expandArgs{y: ys, tmp: tmp, bt: p.BT, n: d.n, rank: p.Rank}
+	grain := 64
+	if d.n*p.Rank*out < 1<<15 { // too little work to be worth the hand-off
+		grain = out
+	}
+	b.pool.Parallel(out, grain, b.expandFn)
+	b.cur = expandArgs{}
+}
+
+// addRuns adds the deltas of runs b.work[lo:hi] on worker w alone.
+func (b *Batch) addRuns(w, lo, hi int) {
+	for _, d := range b.work[lo:hi] {
+		p := d.pair
+		xs, ys, tmp := b.operands(d)
+		b.pool.MatMulOn(w, tmp, xs, p.A, d.n)
 		for i := range tmp {
 			tmp[i] *= p.Scale
 		}
-
-		// Expand: y[t, j] += Σ_k tmp[t, k] · BT[k, j], columns split over
-		// the workers (each output element has one writer).
-		b.cur = expandArgs{y: ys, tmp: tmp, bt: p.BT, n: r.n, rank: rank}
-		grain := 64
-		if r.n*rank*out < 1<<15 { // too little work to be worth the hand-off
-			grain = out
+		out := p.BT.Cols
+		for t := range d.n {
+			for k := range p.Rank {
+				kernels.AxpyRow(ys[t*out:(t+1)*out], tmp[t*p.Rank+k], p.BT, k)
+			}
 		}
-		b.pool.Parallel(out, grain, b.expandFn)
-		b.cur = expandArgs{}
 	}
 }
 
