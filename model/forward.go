@@ -204,14 +204,19 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 		}
 	}
 
-	// Append this step's keys and values to each sequence's cache.
+	// Append this step's keys and values to each sequence's cache: values
+	// as rows, keys into their block's columns (see KVPool).
 	t := 0
 	for _, s := range seqs {
 		k, v := s.Cache.pool.k[l], s.Cache.pool.v[l]
+		bt := s.Cache.pool.blockTokens
 		for j := range s.Tokens {
 			r := s.Cache.row(s.Cache.Len + j)
-			copy(k[r*kvDim:(r+1)*kvDim], sc.k[t*kvDim:(t+1)*kvDim])
 			copy(v[r*kvDim:(r+1)*kvDim], sc.v[t*kvDim:(t+1)*kvDim])
+			kc := k[(r-r%bt)*kvDim+r%bt:] // the block's column of position r
+			for i, x := range sc.k[t*kvDim : (t+1)*kvDim] {
+				kc[i*bt] = x
+			}
 			t++
 		}
 	}
@@ -248,15 +253,18 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 // token that share a KV head, over the first npos positions of layer l in
 // cache c: out = softmax(q·Kᵀ/√d)·V, for q and out holding g rows of
 // HeadDim values. off is the KV head's offset inside a cached row. The
-// positions are visited block by block through the cache's block table;
-// inside a block the rows are consecutive. scores holds g*npos floats.
+// positions are visited block by block through the cache's block table.
+// Both products are AxpyRows, which needs no horizontal sums: q·Kᵀ runs
+// over a block's key columns (the keys of a block are stored transposed),
+// p·V over its value rows. scores holds g*npos floats.
 func attendGroup(out, q []float32, g int, c *Cache, l, npos, off int, scores []float32) {
 	hd, bt, stride := len(q)/g, c.pool.blockTokens, c.pool.kvDim
 	keys, values := c.pool.k[l], c.pool.v[l]
 	scores = scores[:g*npos]
+	clear(scores)
 	for b, p := 0, 0; p < npos; b, p = b+1, p+bt {
-		r := int(c.blocks[b])*bt*stride + off // position p's key
-		kernels.DotRows(scores[p:], npos, q, hd, g, keys[r:], stride, min(bt, npos-p), hd)
+		base := int(c.blocks[b]) * bt * stride
+		kernels.AxpyRows(scores[p:], npos, q, hd, g, keys[base+off*bt:], bt, hd, min(bt, npos-p))
 	}
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	for h := range g {

@@ -6,6 +6,11 @@ package model
 // block table). Sequences of any length share the pool without
 // fragmentation, and a finished sequence gives its blocks straight back.
 //
+// Inside a block, values are stored a position per row ([BlockTokens,
+// KVHeads*HeadDim]) and keys transposed, a feature per row ([KVHeads*
+// HeadDim, BlockTokens]), so that attention computes both q·Kᵀ and p·V as
+// sums of scaled rows, without horizontal sums.
+//
 // A KVPool and its caches are not safe for concurrent use; Forward and the
 // code that grows and frees caches must run on one goroutine.
 type KVPool struct {
