@@ -48,8 +48,8 @@ func loadBench(b *testing.B, kind string) *model.Model {
 }
 
 // BenchmarkDecode measures decode tokens/s: seqs sequences, each adding
-// one token per step, with no adapter, one shared adapter, or a distinct
-// adapter per sequence.
+// one token per step after a context of 64 or 512 tokens, with no
+// adapter, one shared adapter, or a distinct adapter per sequence.
 func BenchmarkDecode(b *testing.B) {
 	for _, kind := range []string{"gguf-f32", "gguf-f16", "gguf-q8_0", "safetensors-bf16"} {
 		for _, seqs := range []int{1, 8} {
@@ -57,17 +57,20 @@ func BenchmarkDecode(b *testing.B) {
 				if seqs == 1 && mode == "distinct-adapters" {
 					mode = "one-adapter"
 				}
-				b.Run(kind+"/seqs="+strconv.Itoa(seqs)+"/"+mode, func(b *testing.B) {
-					m := loadBench(b, kind)
-					benchDecode(b, m, seqs, mode)
-				})
+				for _, ctx := range []int{64, 512} {
+					b.Run(kind+"/seqs="+strconv.Itoa(seqs)+"/"+mode+"/ctx="+strconv.Itoa(ctx), func(b *testing.B) {
+						m := loadBench(b, kind)
+						benchDecode(b, m, seqs, mode, ctx)
+					})
+				}
 			}
 		}
 	}
 }
 
-func benchDecode(b *testing.B, m *model.Model, nseq int, mode string) {
-	const ctx = 64
+// benchDecode fills each sequence's cache with ctx tokens, then times
+// decode steps; a cache that reaches ctx+64 positions goes back to ctx.
+func benchDecode(b *testing.B, m *model.Model, nseq int, mode string, ctx int) {
 	batch := lora.NewBatch(m.Pool())
 	var adapters []*lora.Adapter
 	for i := range nseq {
@@ -79,16 +82,23 @@ func benchDecode(b *testing.B, m *model.Model, nseq int, mode string) {
 	}
 	caches := make([]*model.Cache, nseq)
 	seqs := make([]model.Seq, nseq)
+	prompt := make([]int, ctx)
+	for i := range prompt {
+		prompt[i] = (i*31 + 1) % m.Config.Vocab
+	}
 	for i := range caches {
-		caches[i] = m.NewCache(ctx)
+		caches[i] = m.NewCache(ctx + 64)
+		if _, err := m.Forward([]model.Seq{{Cache: caches[i], Tokens: prompt}}, nil); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ResetTimer()
 	steps := 0
 	for b.Loop() {
 		batch.Reset()
 		for i := range seqs {
-			if caches[i].Len == ctx {
-				caches[i].Truncate(0)
+			if caches[i].Len == ctx+64 {
+				caches[i].Truncate(ctx)
 			}
 			seqs[i] = model.Seq{Cache: caches[i], Tokens: []int{(steps*7 + i) % m.Config.Vocab}}
 			batch.Add(adapters[i], 1)

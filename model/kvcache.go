@@ -82,20 +82,29 @@ type Cache struct {
 }
 
 // NewCache returns an empty cache for up to capacity positions (at most
-// the model's context length when that is known), backed by one private
-// block, so its memory is contiguous as a single sequence's cache was
-// before pooling.
+// the model's context length when that is known), backed by a private
+// pool of blocks of CacheBlockTokens positions, all of them its own.
 func (m *Model) NewCache(capacity int) *Cache {
 	if m.Config.MaxPositions > 0 {
 		capacity = min(capacity, m.Config.MaxPositions)
 	}
 	capacity = max(capacity, 0)
-	c := m.NewKVPool(max(capacity, 1), 1).NewCache()
+	blocks := (capacity + CacheBlockTokens - 1) / CacheBlockTokens
+	c := m.NewKVPool(CacheBlockTokens, blocks).NewCache()
 	if capacity > 0 {
 		c.Grow(capacity)
 	}
+	c.Cap = capacity // the last block's spare positions stay unused
 	return c
 }
+
+// CacheBlockTokens is the block size of the caches NewCache makes, and a
+// good one for a KVPool: a block of one KV head's transposed keys is
+// HeadDim rows of CacheBlockTokens floats, which attention reads as one
+// contiguous run. (With one block for a whole long sequence, those rows
+// were thousands of bytes apart, and reading them in step ran at a third
+// of the memory bandwidth.)
+const CacheBlockTokens = 16
 
 // Grow makes the cache hold at least n positions, taking blocks from its
 // pool. It reports false, and takes nothing, when the pool has too few
