@@ -169,8 +169,18 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, size int64) erro
 		return fmt.Errorf("store: %s/%s: %w", s.uri, name, err)
 	}
 	g := &guardReader{r: newExactReader(r, size)}
+	if size == 0 { // minio-go will not read an empty body: check it is one
+		if _, err := io.ReadAll(g); err != nil {
+			return fmt.Errorf("store: %s/%s: put: %w", s.uri, name, err)
+		}
+	}
 	_, err := s.client.PutObject(ctx, s.bucket, name, g, size, minio.PutObjectOptions{
 		ContentType: "application/octet-stream",
+		// An empty object goes unsigned rather than as a streamed
+		// (aws-chunked) body: after a streamed upload of zero bytes
+		// some servers (VersityGW 1.8) leave the final chunk unread on
+		// the connection and fail the next request sent on it.
+		DisableContentSha256: size == 0,
 	})
 	readErr := g.detach()
 	if err != nil {
