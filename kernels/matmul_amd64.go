@@ -3,15 +3,15 @@
 package kernels
 
 // decodeGroups is, per dtype, how many groups of a tile kernel's maximum
-// token count still take the decode path. For F16 and BF16, whose
-// conversion is a shift or one instruction, converting the weights again
-// for each group of a batch of 8-16 decoding sequences beats converting
-// whole panels to float32 in scratch (a write and a read of every weight):
-// 1.2-1.45x for 8 tokens. Q8_0's conversion is the expensive part of its
-// tile kernel, so from one group on its panel is converted once.
-// The K-quant tiles (AVX2, used by AVX-512 too) take one token: a few
-// tokens call them once each, the tile's bytes staying in L1.
-var decodeGroups = [numDTypes]int{F32: 4, F16: 4, BF16: 4, Q8_0: 1, Q4_K: 4, Q6_K: 4}
+// token count still take the decode path: for a batch of a few decoding
+// sequences, converting a tile's weights again in registers for each
+// group (the first group streams them from memory, prefetching the next
+// tile; the others find them in L1) beats converting whole panels to
+// float32 in scratch, a write and a read of every weight. Layer by layer,
+// 8 tokens, AVX2: F16 and BF16 1.2-1.45x, Q8_0 1.2x. The K-quant tiles
+// (AVX2, used by AVX-512 too) take one token: a few tokens call them once
+// each.
+var decodeGroups = [numDTypes]int{F32: 4, F16: 4, BF16: 4, Q8_0: 4, Q4_K: 4, Q6_K: 4}
 
 // blockBytes bounds the activations of one block of tokens in prefill,
 // so that they stay in L2 while the weight panel passes over them.

@@ -95,13 +95,16 @@ func genTile(v isa, dt dtype) {
 		// The tile's 4 rows are short (a few KB) and read side by side,
 		// which the hardware prefetcher follows poorly; prefetch the next
 		// tile's bytes (it starts 4 row strides on, and callers lay rows
-		// out back to back) as fast as this one is consumed.
+		// out back to back) as fast as this one is consumed. Calls for
+		// up to 3 tokens do it (the first group of a decoding batch
+		// streams the tile from memory); AVX-512's groups of 4-6 go
+		// without (not measured: this project's machines lack AVX-512).
 		var pf reg.GPVirtual
 		perIter := 4 * step * dt.size
 		if dt == q8 {
 			perIter = 4 * q8BlockBytes
 		}
-		if T == 1 {
+		if T <= 3 {
 			pf = GP64()
 			LEAQ(Mem{Base: wr[3], Index: ws, Scale: 1}, pf)
 		}
@@ -109,7 +112,7 @@ func genTile(v isa, dt dtype) {
 		JZ(LabelRef(reduce))
 
 		Label(loop)
-		if T == 1 {
+		if T <= 3 {
 			for off := 0; off < perIter; off += 64 {
 				PREFETCHT0(Mem{Base: pf, Disp: off})
 			}
