@@ -109,7 +109,7 @@ func benchDecode(b *testing.B, m *model.Model, nseq int, mode string, ctx int) {
 		steps++
 	}
 	b.ReportMetric(float64(steps*nseq)/b.Elapsed().Seconds(), "tok/s")
-	b.ReportMetric(float64(m.Weights.Bytes())*float64(steps)/b.Elapsed().Seconds()/1e9, "weightGB/s")
+	b.ReportMetric(float64(m.Weights.StepBytes())*float64(steps)/b.Elapsed().Seconds()/1e9, "weightGB/s")
 }
 
 // BenchmarkPrefill measures prefill tokens/s for one 512-token prompt.

@@ -100,3 +100,28 @@ func TestKQuantModel(t *testing.T) {
 		})
 	}
 }
+
+// TestStepBytes checks that a decode step's bytes leave out an untied
+// embedding table (a step reads one row of it) and keep a tied one (it is
+// the LM head).
+func TestStepBytes(t *testing.T) {
+	for _, s := range []testmodel.Shape{testmodel.Tiny, testmodel.TinyQwen2} {
+		path := filepath.Join(t.TempDir(), "m.gguf")
+		if err := testmodel.WriteGGUF(path, s, kernels.F16, 1); err != nil {
+			t.Fatal(err)
+		}
+		m, err := model.Load(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		embed := int64(len(m.Weights.Embed.Data))
+		want := m.Weights.Bytes() - embed
+		if s.Tied {
+			want = m.Weights.Bytes()
+		}
+		if got := m.Weights.StepBytes(); got != want || embed == 0 {
+			t.Errorf("%s tied=%v: StepBytes %d, want %d (Bytes %d, embedding %d)", s.Arch, s.Tied, got, want, m.Weights.Bytes(), embed)
+		}
+		m.Close()
+	}
+}

@@ -73,12 +73,19 @@ func (w *Weights) checkShapes(c *Config) error {
 }
 
 // Bytes returns the size of the weights as stored (the tied head counted
-// once): what one decode step reads.
+// once).
 func (w *Weights) Bytes() int64 {
-	n := int64(len(w.Embed.Data)) + 4*int64(len(w.Norm))
+	n := w.StepBytes()
 	if &w.Head.Data[0] != &w.Embed.Data[0] {
-		n += int64(len(w.Head.Data))
+		n += int64(len(w.Embed.Data))
 	}
+	return n
+}
+
+// StepBytes returns the bytes of weights one decode step reads: all of
+// them but an untied token embedding, of which a step reads one row.
+func (w *Weights) StepBytes() int64 {
+	n := int64(len(w.Head.Data)) + 4*int64(len(w.Norm))
 	for _, l := range w.Layers {
 		for m := range NumModules {
 			n += int64(len(l.Proj[m].Data)) + 4*int64(len(l.Bias[m]))

@@ -4,13 +4,13 @@ import { readFileSync } from "node:fs";
 
 // [label, Switchyard row, llama.cpp row] as phase/seqs/adapters.
 const figures = [
-    ["prefill 512 tok, 1 seq", "prefill/1/none", "prefill/1/none"],
+    ["prefill, 1 seq", "prefill/1/none", "prefill/1/none"],
     ["decode, 1 seq", "decode/1/none", "decode/1/none"],
     ["decode, 1 seq, rank-8 LoRA", "decode/1/one", "decode/1/one"],
     ["decode, 8 seqs, base", "decode/8/none", "decode/8/none"],
     ["decode, 8 seqs, distinct LoRAs, vs server (*)", "decode/8/distinct", "decode/8/distinct"],
     ["decode, 8 seqs, distinct LoRAs, vs base (**)", "decode/8/distinct", "decode/8/none"],
-    ["prefill, 8 seqs x 512, base", "prefill/8/none", "prefill/8/none"],
+    ["prefill, 8 seqs, base", "prefill/8/none", "prefill/8/none"],
 ];
 const load = (f) => {
     const rep = JSON.parse(readFileSync(f, "utf8"));

@@ -32,7 +32,7 @@ type benchRow struct {
 // benchReport is the whole result of switchyard bench.
 type benchReport struct {
 	Model        string     `json:"model"`
-	WeightBytes  int64      `json:"weight_bytes"`
+	WeightBytes  int64      `json:"weight_bytes"` // read by one decode step (Weights.StepBytes)
 	Kernels      string     `json:"kernels"`
 	Threads      int        `json:"threads"`
 	StreamGBPerS float64    `json:"machine_stream_read_gb_per_s"`
@@ -86,7 +86,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: %d prompt + %d decode tokens exceed the context (%d)", *prompt, *steps, c.MaxPositions)
 	}
 
-	rep := benchReport{Model: *modelPath, WeightBytes: m.Weights.Bytes(), Kernels: kernels.Impl(), Threads: pool.Threads()}
+	rep := benchReport{Model: *modelPath, WeightBytes: m.Weights.StepBytes(), Kernels: kernels.Impl(), Threads: pool.Threads()}
 	rep.StreamGBPerS = measureStream(pool)
 	rep.PeakGFLOPS = measurePeak(pool)
 	params := float64(c.Layers)*float64(c.Hidden*(2*c.Heads*c.HeadDim+2*c.KVHeads*c.HeadDim)+3*c.Hidden*c.Intermediate) + float64(c.Vocab*c.Hidden)
@@ -148,7 +148,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(stdout, "model %s: %.1f MB of weights, %s kernels, %d threads\n", rep.Model, float64(rep.WeightBytes)/1e6, rep.Kernels, rep.Threads)
+	fmt.Fprintf(stdout, "model %s: %.1f MB of weights read per decode step, %s kernels, %d threads\n", rep.Model, float64(rep.WeightBytes)/1e6, rep.Kernels, rep.Threads)
 	fmt.Fprintf(stdout, "machine: streaming read %.1f GB/s, f32 matmul %.1f GFLOP/s\n\n", rep.StreamGBPerS, rep.PeakGFLOPS)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "phase\tseqs\tadapters\ttokens\ttok/s\tweight GB/s\tof stream\tGFLOP/s\tof peak\t")
