@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"math/bits"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -123,7 +124,10 @@ func (p *Pool) Parallel(n, grain int, fn func(worker, lo, hi int)) {
 // undefined; MatMul uses it too, so it must not be held across calls.
 func (p *Pool) Scratch(w, n int) []float32 {
 	if cap(p.scratch[w]) < n {
-		p.scratch[w] = make([]float32, n)
+		// Round up to a power of two: callers whose need grows a little
+		// at a time (attention, one position per step) reallocate
+		// rarely.
+		p.scratch[w] = make([]float32, 1<<bits.Len(uint(n-1)))
 	}
 	return p.scratch[w][:n]
 }

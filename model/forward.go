@@ -24,6 +24,8 @@ type Model struct {
 	closers []io.Closer
 	invFreq []float64 // RoPE inverse frequencies [HeadDim/2]
 	scratch forwardScratch
+	attn    attnTask                 // the attention in progress
+	attnRun func(worker, lo, hi int) // attn.run, bound once in init
 }
 
 // forwardScratch holds the activations of one Forward call, grown to the
@@ -48,6 +50,7 @@ type forwardScratch struct {
 
 func (m *Model) init(pool *kernels.Pool) {
 	m.pool = pool
+	m.attnRun = m.attn.run
 	m.invFreq = m.Config.InvFreq()
 }
 
@@ -227,26 +230,43 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 	// take items from a shared counter, latest tokens (the longest
 	// histories) first, so that both finish together however the causal
 	// work is spread.
-	group := c.Heads / c.KVHeads
-	items := int64(n * c.KVHeads)
-	var next atomic.Int64
-	m.pool.Parallel(m.pool.Threads(), 1, func(worker, _, _ int) {
-		scores := m.pool.Scratch(worker, group*maxLen)
-		for {
-			item := items - next.Add(1) // counts down from items-1
-			if item < 0 {
-				return
-			}
-			t, kvh := int(item)/c.KVHeads, int(item)%c.KVHeads
-			s := seqs[sc.tokSeq[t]]
-			rows := sc.q[t*qDim+kvh*group*hd : t*qDim+(kvh+1)*group*hd]
-			out := sc.att[t*qDim+kvh*group*hd : t*qDim+(kvh+1)*group*hd]
-			attendGroup(out, rows, group, s.Cache, l, int(sc.tokPos[t])+1, kvh*hd, scores)
-		}
-	})
+	m.attn = attnTask{m: m, seqs: seqs, layer: l, maxLen: maxLen, items: int64(n * c.KVHeads)}
+	m.pool.Parallel(m.pool.Threads(), 1, m.attnRun)
+	m.attn = attnTask{}
 
 	m.project(sc.proj, sc.att, l, ModO, n, delta)
 	kernels.Axpy(1, sc.proj[:n*c.Hidden], sc.x[:n*c.Hidden])
+}
+
+// attnTask is the attention of the layer in progress. It lives in the
+// Model, and its run method value is bound once, so that a step hands the
+// pool no new closure.
+type attnTask struct {
+	m      *Model
+	seqs   []Seq
+	layer  int
+	maxLen int          // the longest sequence after this step
+	items  int64        // (token, KV head) pairs
+	next   atomic.Int64 // items taken so far
+}
+
+// run takes items until none is left.
+func (a *attnTask) run(worker, _, _ int) {
+	c, sc := &a.m.Config, &a.m.scratch
+	group, hd := c.Heads/c.KVHeads, c.HeadDim
+	qDim := c.Heads * hd
+	scores := a.m.pool.Scratch(worker, group*a.maxLen)
+	for {
+		item := a.items - a.next.Add(1) // counts down from items-1
+		if item < 0 {
+			return
+		}
+		t, kvh := int(item)/c.KVHeads, int(item)%c.KVHeads
+		s := a.seqs[sc.tokSeq[t]]
+		rows := sc.q[t*qDim+kvh*group*hd : t*qDim+(kvh+1)*group*hd]
+		out := sc.att[t*qDim+kvh*group*hd : t*qDim+(kvh+1)*group*hd]
+		attendGroup(out, rows, group, s.Cache, a.layer, int(sc.tokPos[t])+1, kvh*hd, scores)
+	}
 }
 
 // attendGroup computes the attention output of g query heads of one

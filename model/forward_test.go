@@ -175,3 +175,32 @@ func TestForwardErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeAllocatesNothing checks that once its buffers have grown, a
+// decode step allocates nothing: no per-step garbage for the collector
+// to chase while a server decodes.
+func TestDecodeAllocatesNothing(t *testing.T) {
+	m, err := model.Load(testshared.Path(t, "fixtures", "llama_tiny", "model"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c := m.NewCache(64)
+	seqs := []model.Seq{{Cache: c, Tokens: []int{1, 2, 3}}}
+	if _, err := m.Forward(seqs, nil); err != nil {
+		t.Fatal(err)
+	}
+	tok := []int{5}
+	allocs := testing.AllocsPerRun(20, func() {
+		if c.Len > 60 {
+			c.Truncate(3)
+		}
+		seqs[0] = model.Seq{Cache: c, Tokens: tok}
+		if _, err := m.Forward(seqs, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a decode step made %v allocations", allocs)
+	}
+}
