@@ -13,6 +13,7 @@ import (
 var stridedShapes = [][3]int{
 	{1, 1, 1}, {1, 4, 8}, {2, 5, 16}, {3, 16, 64}, {3, 17, 64}, {4, 7, 33}, {6, 9, 48},
 	{7, 13, 100}, {12, 3, 128}, {13, 33, 17}, {1, 512, 64}, {5, 4, 5},
+	{3, 5, 0}, {4, 8, 0}, // no columns: DotRows writes zeros, AxpyRows adds nothing
 }
 
 func TestDotRows(t *testing.T) {

@@ -45,14 +45,20 @@ func SiLUMul(gate, up []float32) { active.siluMul(gate, up[:len(gate)]) }
 
 // DotRows sets y[t*ystride+r] = Σ_{c<cols} x[t*xstride+c]·w[r*wstride+c]
 // for tokens t < n and rows r < rows: a small matrix product of strided
-// float32 rows, on the calling goroutine. It is attention's q·kᵀ, where
-// the rows of w are keys inside a KV cache and the n tokens are the query
-// heads that share them, so each key is loaded once for all of them.
+// float32 rows, on the calling goroutine, each row of w loaded once for
+// all n tokens. (Attention uses AxpyRows over transposed keys instead,
+// which needs no horizontal sums.)
 func DotRows(y []float32, ystride int, x []float32, xstride, n int, w []float32, wstride, rows, cols int) {
 	if n <= 0 || rows <= 0 {
 		return
 	}
 	checkStrided("DotRows y", len(y), n, ystride, rows)
+	if cols <= 0 {
+		for t := range n {
+			clear(y[t*ystride : t*ystride+rows])
+		}
+		return
+	}
 	checkStrided("DotRows x", len(x), n, xstride, cols)
 	checkStrided("DotRows w", len(w), rows, wstride, cols)
 	active.dotRows(y, ystride, x, xstride, n, w, wstride, rows, cols)

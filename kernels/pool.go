@@ -66,18 +66,18 @@ func (p *Pool) worker() {
 
 // poll returns the next task if one arrives within spinTime.
 func (p *Pool) poll() (poolTask, bool) {
-	var deadline time.Time
-	for i := 0; ; i++ {
+	deadline := time.Now().Add(spinTime)
+	for i := 1; ; i++ {
 		select {
 		case t, ok := <-p.work:
 			return t, ok
 		default:
 		}
 		if i%64 == 0 {
-			now := time.Now()
-			if deadline.IsZero() {
-				deadline = now.Add(spinTime)
-			} else if now.After(deadline) {
+			// Let other goroutines run (there may be more workers than
+			// threads to run them), then look at the clock.
+			runtime.Gosched()
+			if time.Now().After(deadline) {
 				return poolTask{}, false
 			}
 		}

@@ -85,8 +85,8 @@ func (a *Adapter) Validate(cfg *model.Config) error {
 				return &Error{Path: a.Path, Tensor: name, Err: &ShapeError{Got: []int{p.A.Rows, p.A.Cols}, Want: []int{p.Rank, cfg.InDim(mod)}, Why: "lora_A is [r, in_features]"}}
 			case p.BT.Cols != cfg.OutDim(mod):
 				return &Error{Path: a.Path, Tensor: name, Err: &ShapeError{Got: []int{p.BT.Cols, p.BT.Rows}, Want: []int{cfg.OutDim(mod), p.Rank}, Why: "lora_B is [out_features, r]"}}
-			case p.BT.DType == kernels.Q8_0:
-				return &Error{Path: a.Path, Tensor: name, Detail: "lora_B stored as Q8_0 is", Err: ErrUnsupported}
+			case p.BT.DType.BlockSize() > 1:
+				return &Error{Path: a.Path, Tensor: name, Detail: "lora_B stored as " + p.BT.DType.String() + " is", Err: ErrUnsupported}
 			case math.IsNaN(float64(p.Scale)) || math.IsInf(float64(p.Scale), 0):
 				return &Error{Path: a.Path, Tensor: name, Detail: fmt.Sprintf("scale %v is not finite", p.Scale), Err: ErrFormat}
 			}

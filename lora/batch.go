@@ -14,11 +14,12 @@ import (
 // the same adapter form one run, so that adapter's weights are read once
 // per projection for all their tokens. A Batch is reused from step to step
 // (Reset) and allocates nothing in AddDelta once its scratch space has
-// grown to the largest run. It must be used from one goroutine at a time.
+// grown to the largest batch. It must be used from one goroutine at a time.
 type Batch struct {
 	pool   *kernels.Pool
 	runs   []run      // consecutive tokens sharing an adapter (nil: the base model), in batch order
 	tokens int        // tokens added since Reset
+	need   int        // Σ tokens·MaxRank over the runs with an adapter
 	tmp    []float32  // scratch for x·Aᵀ of every run, kept across steps
 	work   []runDelta // the runs of the AddDelta in progress that have its projection
 	x, y   []float32  // the AddDelta in progress's operands, for runsFn
@@ -61,7 +62,7 @@ func NewBatch(pool *kernels.Pool) *Batch {
 func (b *Batch) Reset() {
 	clear(b.runs) // drop the adapter pointers
 	b.runs = b.runs[:0]
-	b.tokens = 0
+	b.tokens, b.need = 0, 0
 }
 
 // Tokens returns the number of tokens added since Reset.
@@ -82,9 +83,11 @@ func (b *Batch) Add(a *Adapter, tokens int) {
 		b.runs = append(b.runs, run{adapter: a, start: b.tokens, n: tokens})
 	}
 	b.tokens += tokens
-	if r := &b.runs[len(b.runs)-1]; r.adapter != nil {
-		if need := r.n * r.adapter.MaxRank; cap(b.tmp) < need {
-			b.tmp = make([]float32, need)
+	if a != nil {
+		// AddDelta keeps every run's x·Aᵀ at once; grow the scratch
+		// now, with room to spare, rather than in the middle of a step.
+		if b.need += tokens * a.MaxRank; cap(b.tmp) < b.need {
+			b.tmp = make([]float32, 2*b.need)
 		}
 	}
 }
@@ -100,11 +103,11 @@ func (b *Batch) Add(a *Adapter, tokens int) {
 // Rows of base-model tokens and of adapters without this projection are
 // left as they are; x is not changed.
 //
-// One run (one adapter for the whole batch, or a long prompt) has its
-// products split over the pool's workers. Several runs, as when each
+// A large run (one adapter for the whole batch, or a prompt) has its
+// products split over the pool's workers. Small runs, as when each
 // decoding sequence has its own adapter, are dealt out whole to the
-// workers instead: each run's products are too small to split, and they
-// write disjoint rows of y.
+// workers instead: their products are too small to split, and they write
+// disjoint rows of y.
 func (b *Batch) AddDelta(y, x []float32, layer int, m model.Module) {
 	b.work = b.work[:0]
 	need := 0
@@ -131,13 +134,23 @@ func (b *Batch) AddDelta(y, x []float32, layer int, m model.Module) {
 		b.tmp = make([]float32, need)
 	}
 	b.x, b.y = x, y
-	if len(b.work) == 1 {
-		b.splitRun(b.work[0])
-	} else {
-		b.pool.Parallel(len(b.work), 1, b.runsFn)
+	small := b.work[:0] // the runs to deal out, in place of the work list
+	for _, d := range b.work {
+		if len(b.work) == 1 || d.n*d.pair.Rank*(d.pair.A.Cols+d.pair.BT.Cols) >= splitWork {
+			b.splitRun(d)
+		} else {
+			small = append(small, d)
+		}
 	}
+	b.work = small
+	b.pool.Parallel(len(b.work), 1, b.runsFn)
 	b.x, b.y = nil, nil
 }
+
+// splitWork is the number of multiply-adds from which a run's delta is
+// split over the workers rather than given to one of them: a few tokens
+// of a rank-8 adapter on a 2048-wide projection.
+const splitWork = 1 << 17
 
 // runDelta is one run's share of an AddDelta: its adapter's Pair for the
 // projection and the offset of its x·Aᵀ rows in Batch.tmp.

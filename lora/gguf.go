@@ -107,7 +107,7 @@ func loadGGUF(name, path string, f *gguf.File, cfg *model.Config) (*Adapter, err
 				}
 				lp.b.Data = model.UnpermuteRows(lp.b.Data, heads, cfg.HeadDim, lp.b.DType.RowBytes(r))
 			}
-			if lp.b.DType == kernels.Q8_0 {
+			if lp.b.DType.BlockSize() > 1 { // Q8_0, K-quants
 				lp.b = widen(lp.b)
 			}
 			lp.scale = 1

@@ -278,35 +278,44 @@ func TestGGUFErrors(t *testing.T) {
 	}
 }
 
-// TestGGUFQ8_0 loads a GGUF adapter quantized to Q8_0 (rank 32, so lora_b
-// rows are whole blocks): lora_a stays Q8_0, lora_b is widened to F32 after
+// TestGGUFQ8_0 loads GGUF adapters with quantized matrices: Q8_0 (rank
+// 32, so lora_b rows are whole blocks) and a Q4_K lora_b (rank 256). A
+// quantized lora_a stays as it is; lora_b is widened to F32 after
 // unpermuting, and the batched delta matches the naive one.
 func TestGGUFQ8_0(t *testing.T) {
+	for _, tc := range []struct {
+		dtA, dtB kernels.DType
+		r        int
+	}{{kernels.Q8_0, kernels.Q8_0, 32}, {kernels.F32, kernels.Q4_K, 256}} {
+		t.Run(tc.dtB.String(), func(t *testing.T) { testGGUFQuantized(t, tc.dtA, tc.dtB, tc.r) })
+	}
+}
+
+func testGGUFQuantized(t *testing.T, dtA, dtB kernels.DType, r int) {
 	cfg := readConfig(t, "llama_tiny")
 	rng := rand.New(rand.NewPCG(5, 5))
-	const r = 32
 	var ts []ggufTensor
 	var wantB [][]float64 // q_proj lora_b of layer 0, HF order, [out][r]
 	for _, m := range []model.Module{model.ModQ, model.ModV} {
-		a := randomMatrix(rng, kernels.Q8_0, r, cfg.InDim(m), 0.1)
-		b := randomMatrix(rng, kernels.Q8_0, cfg.OutDim(m), r, 0.1)
+		a := randomMatrix(rng, dtA, r, cfg.InDim(m), 0.1)
+		b := randomMatrix(rng, dtB, cfg.OutDim(m), r, 0.1)
 		if m == model.ModQ {
 			wantB = matrix64(b)
-			b.Data = permuteRows(b.Data, cfg.Heads, cfg.HeadDim, kernels.Q8_0.RowBytes(r))
+			b.Data = permuteRows(b.Data, cfg.Heads, cfg.HeadDim, dtB.RowBytes(r))
 		}
 		name := "blk.0." + m.GGUFName() + ".weight"
 		ts = append(ts, ggufTensor{name + ".lora_a", a.DType, []int{a.Rows, a.Cols}, a.Data},
 			ggufTensor{name + ".lora_b", b.DType, []int{b.Rows, b.Cols}, b.Data})
 	}
-	path := filepath.Join(t.TempDir(), "q8.gguf")
+	path := filepath.Join(t.TempDir(), "q.gguf")
 	writeGGUF(t, path, "llama", 64, nil, ts)
 	a, err := LoadGGUF(path, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := a.Pair(0, model.ModQ)
-	if p.A.DType != kernels.Q8_0 || p.BT.DType != kernels.F32 || p.Scale != 2 {
-		t.Fatalf("A %v BT %v scale %v, want Q8_0, F32, 2", p.A.DType, p.BT.DType, p.Scale)
+	if want := float32(64) / float32(r); p.A.DType != dtA || p.BT.DType != kernels.F32 || p.Scale != want {
+		t.Fatalf("A %v BT %v scale %v, want %v, F32, %v", p.A.DType, p.BT.DType, p.Scale, dtA, want)
 	}
 	if got := transpose64(matrix64(p.BT)); !slices.EqualFunc(got, wantB, slices.Equal) {
 		t.Error("BT is not lora_b unpermuted and transposed")

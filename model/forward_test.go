@@ -191,7 +191,7 @@ func TestDecodeAllocatesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := []int{5}
-	allocs := testing.AllocsPerRun(20, func() {
+	allocs := testing.AllocsPerRun(100, func() {
 		if c.Len > 60 {
 			c.Truncate(3)
 		}

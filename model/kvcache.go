@@ -17,7 +17,7 @@ type KVPool struct {
 	blockTokens int         // positions per block
 	blocks      int         // blocks in the pool
 	kvDim       int         // floats per position and layer: KVHeads*HeadDim
-	k, v        [][]float32 // per layer [blocks*blockTokens, kvDim]
+	k, v        [][]float32 // per layer, per block: keys [kvDim, blockTokens], values [blockTokens, kvDim]
 	free        []int32     // ids of the free blocks, used as a stack
 }
 
@@ -71,14 +71,15 @@ func (p *KVPool) NewCache() *Cache { return &Cache{pool: p} }
 
 // Cache is one sequence's key/value cache: for every layer, the keys and
 // values of the positions seen so far, stored in the blocks of a KVPool.
-// Position pos lives in block blocks[pos/BlockTokens] at row
-// pos%BlockTokens.
+// Position pos lives in block blocks[pos/BlockTokens], at offset
+// pos%BlockTokens (a row of values, a column of keys: see KVPool).
 type Cache struct {
 	Len int // positions filled
-	Cap int // positions its blocks hold
+	Cap int // positions it may fill: those its blocks hold, at most its limit
 
 	pool   *KVPool
 	blocks []int32 // block table: the pool's block ids, in position order
+	limit  int     // NewCache's capacity; 0 for none
 }
 
 // NewCache returns an empty cache for up to capacity positions (at most
@@ -91,10 +92,10 @@ func (m *Model) NewCache(capacity int) *Cache {
 	capacity = max(capacity, 0)
 	blocks := (capacity + CacheBlockTokens - 1) / CacheBlockTokens
 	c := m.NewKVPool(CacheBlockTokens, blocks).NewCache()
+	c.limit = capacity // the last block's spare positions stay unused
 	if capacity > 0 {
 		c.Grow(capacity)
 	}
-	c.Cap = capacity // the last block's spare positions stay unused
 	return c
 }
 
@@ -108,8 +109,11 @@ const CacheBlockTokens = 16
 
 // Grow makes the cache hold at least n positions, taking blocks from its
 // pool. It reports false, and takes nothing, when the pool has too few
-// free blocks.
+// free blocks or n is beyond the capacity NewCache was given.
 func (c *Cache) Grow(n int) bool {
+	if c.limit > 0 && n > c.limit {
+		return false
+	}
 	need := c.pool.BlocksFor(n) - len(c.blocks)
 	if need <= 0 {
 		return true
@@ -121,6 +125,9 @@ func (c *Cache) Grow(n int) bool {
 	c.blocks = append(c.blocks, f[len(f)-need:]...)
 	c.pool.free = f[:len(f)-need]
 	c.Cap = len(c.blocks) * c.pool.blockTokens
+	if c.limit > 0 {
+		c.Cap = min(c.Cap, c.limit)
+	}
 	return true
 }
 

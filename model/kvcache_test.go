@@ -110,3 +110,33 @@ func TestCacheGrow(t *testing.T) {
 		t.Errorf("KVBlockBytes(4) = %d", want)
 	}
 }
+
+// TestNewCacheCapacity checks that a cache from NewCache holds exactly the
+// capacity asked for, though its last 16-position block has room for
+// more, before and after Free.
+func TestNewCacheCapacity(t *testing.T) {
+	m, err := model.Load(testshared.Path(t, "fixtures", "llama_tiny", "model"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c := m.NewCache(20)
+	for round := range 2 {
+		if c.Cap != 20 {
+			t.Fatalf("round %d: Cap %d, want 20", round, c.Cap)
+		}
+		if c.Grow(21) {
+			t.Errorf("round %d: Grow(21) beyond the capacity succeeded", round)
+		}
+		if !c.Grow(20) || c.Cap != 20 {
+			t.Errorf("round %d: Grow(20) failed or changed Cap to %d", round, c.Cap)
+		}
+		if _, err := m.Forward([]model.Seq{{Cache: c, Tokens: make([]int, 21)}}, nil); err == nil {
+			t.Errorf("round %d: 21 tokens fit a cache of 20", round)
+		}
+		c.Free()
+		if !c.Grow(20) {
+			t.Fatalf("round %d: Grow(20) after Free failed", round)
+		}
+	}
+}

@@ -149,8 +149,9 @@ func expConst(name string) Mem {
 }
 
 // expPS replaces the 8 floats in x with their exponentials, using t1..t3
-// as scratch. The relative error is a few ulp, and exp(-88) ≈ 6e-39 stands
-// for anything smaller.
+// as scratch. The relative error is a few ulp; below about -87.7 the
+// result is 0 (2^n's exponent field underflows), as float32 math.Exp
+// gives for large negative x.
 func expPS(x, t1, t2, t3 reg.Register) {
 	VMINPS(expConst("hi"), x, x)
 	VMAXPS(expConst("lo"), x, x)
