@@ -21,6 +21,42 @@ func dwordConsts() {
 	VPSLLD(U8(5), ymm[15], ymm[15])
 }
 
+// unpackQ4KScales unpacks the 12 bytes of 6-bit scales and mins of the
+// Q4_K super-block at blk (blk(disp) addresses its byte disp) into 16
+// bytes at dst: the 8 scales, then the 8 mins. Sub-blocks 0-3 keep theirs
+// in the low 6 bits of bytes 0-7; 4-7 in the nibbles of bytes 8-11 and
+// the top 2 bits of bytes 0-3 (scales) and 4-7 (mins). Each step works on
+// four bytes at once with 32-bit masks.
+func unpackQ4KScales(blk func(disp int) Mem, dst Mem) {
+	a0, a1, a2, t := GP32(), GP32(), GP32(), GP32()
+	MOVL(blk(4), a0)
+	MOVL(blk(8), a1)
+	MOVL(blk(12), a2)
+	// scales 0-3: a0 & 0x3f3f3f3f; mins 0-3: a1 & 0x3f3f3f3f
+	MOVL(a0, t)
+	ANDL(U32(0x3f3f3f3f), t)
+	MOVL(t, dst)
+	MOVL(a1, t)
+	ANDL(U32(0x3f3f3f3f), t)
+	MOVL(t, dst.Offset(8))
+	// scales 4-7: a2 & 0x0f0f0f0f | ((a0 >> 6) & 0x03030303) << 4
+	SHRL(U8(6), a0)
+	ANDL(U32(0x03030303), a0)
+	SHLL(U8(4), a0)
+	MOVL(a2, t)
+	ANDL(U32(0x0f0f0f0f), t)
+	ORL(a0, t)
+	MOVL(t, dst.Offset(4))
+	// mins 4-7: (a2 >> 4) & 0x0f0f0f0f | ((a1 >> 6) & 0x03030303) << 4
+	SHRL(U8(6), a1)
+	ANDL(U32(0x03030303), a1)
+	SHLL(U8(4), a1)
+	SHRL(U8(4), a2)
+	ANDL(U32(0x0f0f0f0f), a2)
+	ORL(a1, a2)
+	MOVL(a2, dst.Offset(12))
+}
+
 // genDecodeQ4K emits decodeQ4KAVX2. Per super-block the 12 bytes of
 // packed 6-bit scales and mins are unpacked with 32-bit masks into 8
 // scale bytes and 8 min bytes on the stack, widened and multiplied by d
@@ -45,33 +81,7 @@ func genDecodeQ4K() {
 	JAE(LabelRef("done"))
 
 	Label("block")
-	a0, a1, a2, t := GP32(), GP32(), GP32(), GP32()
-	MOVL(Mem{Base: src, Disp: 4}, a0)
-	MOVL(Mem{Base: src, Disp: 8}, a1)
-	MOVL(Mem{Base: src, Disp: 12}, a2)
-	// scales 0-3: a0 & 0x3f3f3f3f; mins 0-3: a1 & 0x3f3f3f3f
-	MOVL(a0, t)
-	ANDL(U32(0x3f3f3f3f), t)
-	MOVL(t, local.Offset(0))
-	MOVL(a1, t)
-	ANDL(U32(0x3f3f3f3f), t)
-	MOVL(t, local.Offset(8))
-	// scales 4-7: a2 & 0x0f0f0f0f | ((a0 >> 6) & 0x03030303) << 4
-	SHRL(U8(6), a0)
-	ANDL(U32(0x03030303), a0)
-	SHLL(U8(4), a0)
-	MOVL(a2, t)
-	ANDL(U32(0x0f0f0f0f), t)
-	ORL(a0, t)
-	MOVL(t, local.Offset(4))
-	// mins 4-7: (a2 >> 4) & 0x0f0f0f0f | ((a1 >> 6) & 0x03030303) << 4
-	SHRL(U8(6), a1)
-	ANDL(U32(0x03030303), a1)
-	SHLL(U8(4), a1)
-	SHRL(U8(4), a2)
-	ANDL(U32(0x0f0f0f0f), a2)
-	ORL(a1, a2)
-	MOVL(a2, local.Offset(12))
+	unpackQ4KScales(func(disp int) Mem { return Mem{Base: src, Disp: disp} }, local)
 	// 8 scales·d and 8 mins·dmin as floats.
 	avx2.loadScale(Mem{Base: src}, 0, ymm[1])
 	VPMOVZXBD(local.Offset(0), ymm[0])
@@ -114,6 +124,33 @@ func genDecodeQ4K() {
 	RET()
 }
 
+// q6Value builds, as 8 floats in dst, the Q6_K values of row i (0-3) of
+// a half at 8 positions l, from the widened bytes ql[l] (ql0), ql[l+32]
+// (ql32) and qh[l] (qh): the low (rows 0, 1) or high (rows 2, 3) nibble
+// of ql0 (rows 0, 2) or ql32 (rows 1, 3), bits 2i and 2i+1 of qh on top,
+// minus 32. It uses tmp and the constants of dwordConsts (Y13-Y15).
+func q6Value(i int, ql0, ql32, qh, dst, tmp reg.Register) {
+	lo := ql0
+	if i%2 == 1 {
+		lo = ql32
+	}
+	if i < 2 {
+		VPAND(ymm[13], lo, dst)
+	} else {
+		VPSRLD(U8(4), lo, dst)
+	}
+	if i == 0 {
+		VPAND(ymm[14], qh, tmp)
+	} else {
+		VPSRLD(U8(2*i), qh, tmp)
+		VPAND(ymm[14], tmp, tmp)
+	}
+	VPSLLD(U8(4), tmp, tmp)
+	VPOR(tmp, dst, dst)
+	VPSUBD(ymm[15], dst, dst)
+	VCVTDQ2PS(dst, dst)
+}
+
 // genDecodeQ6K emits decodeQ6KAVX2. Per super-block the 16 int8 scales
 // times d go to the stack as floats; each group of 8 positions l of a
 // half reads 8 bytes of ql[l], ql[l+32] and qh[l] and makes the 8 values
@@ -150,26 +187,7 @@ func genDecodeQ6K() {
 			VPMOVZXBD(Mem{Base: src, Disp: 64*h + 32 + l}, ymm[5]) // ql[l+32]
 			VPMOVZXBD(Mem{Base: src, Disp: 128 + 32*h + l}, ymm[6])
 			for i := range 4 { // row i of the half: value 32i+l
-				lo := ymm[4]
-				if i%2 == 1 {
-					lo = ymm[5]
-				}
-				// low 4 bits: a nibble of lo; high 2 bits: bits 2i, 2i+1 of qh
-				if i < 2 {
-					VPAND(ymm[13], lo, ymm[7])
-				} else {
-					VPSRLD(U8(4), lo, ymm[7])
-				}
-				if i == 0 {
-					VPAND(ymm[14], ymm[6], ymm[8])
-				} else {
-					VPSRLD(U8(2*i), ymm[6], ymm[8])
-					VPAND(ymm[14], ymm[8], ymm[8])
-				}
-				VPSLLD(U8(4), ymm[8], ymm[8])
-				VPOR(ymm[8], ymm[7], ymm[7])
-				VPSUBD(ymm[15], ymm[7], ymm[7])
-				VCVTDQ2PS(ymm[7], ymm[7])
+				q6Value(i, ymm[4], ymm[5], ymm[6], ymm[7], ymm[8])
 				VBROADCASTSS(local.Offset(4*(8*h+2*i+l/16)), ymm[9])
 				VMULPS(ymm[9], ymm[7], ymm[7])
 				VMOVUPS(ymm[7], Mem{Base: dst, Disp: 4 * (128*h + 32*i + l)})
@@ -250,31 +268,8 @@ func genTileQ4K() {
 	Label("loop")
 	kTilePrefetch(pf, 144)
 	for r := range 4 { // the scales and mins of each row's super-block
-		a0, a1, a2, t := GP32(), GP32(), GP32(), GP32()
 		blk := func(disp int) Mem { return Mem{Base: wr[r], Index: wo, Scale: 1, Disp: disp} }
-		MOVL(blk(4), a0)
-		MOVL(blk(8), a1)
-		MOVL(blk(12), a2)
-		MOVL(a0, t)
-		ANDL(U32(0x3f3f3f3f), t)
-		MOVL(t, local.Offset(256))
-		MOVL(a1, t)
-		ANDL(U32(0x3f3f3f3f), t)
-		MOVL(t, local.Offset(264))
-		SHRL(U8(6), a0)
-		ANDL(U32(0x03030303), a0)
-		SHLL(U8(4), a0)
-		MOVL(a2, t)
-		ANDL(U32(0x0f0f0f0f), t)
-		ORL(a0, t)
-		MOVL(t, local.Offset(260))
-		SHRL(U8(6), a1)
-		ANDL(U32(0x03030303), a1)
-		SHLL(U8(4), a1)
-		SHRL(U8(4), a2)
-		ANDL(U32(0x0f0f0f0f), a2)
-		ORL(a1, a2)
-		MOVL(a2, local.Offset(268))
+		unpackQ4KScales(blk, local.Offset(256))
 		for j, half := range []int{0, 2} { // scales times d, mins times dmin
 			avx2.loadScale(blk(half), 8, ymm[9])
 			VPMOVZXBD(local.Offset(256+8*j), ymm[8])
@@ -366,25 +361,7 @@ func genTileQ6K() {
 					VPMOVZXBD(blk(64*h+32+l), ymm[9])
 					VPMOVZXBD(blk(128+32*h+l), ymm[10])
 					for i := range 4 { // value row i: value 128h + 32i + l
-						lo := ymm[8]
-						if i%2 == 1 {
-							lo = ymm[9]
-						}
-						if i < 2 {
-							VPAND(ymm[13], lo, ymm[11])
-						} else {
-							VPSRLD(U8(4), lo, ymm[11])
-						}
-						if i == 0 {
-							VPAND(ymm[14], ymm[10], ymm[12])
-						} else {
-							VPSRLD(U8(2*i), ymm[10], ymm[12])
-							VPAND(ymm[14], ymm[12], ymm[12])
-						}
-						VPSLLD(U8(4), ymm[12], ymm[12])
-						VPOR(ymm[12], ymm[11], ymm[11])
-						VPSUBD(ymm[15], ymm[11], ymm[11])
-						VCVTDQ2PS(ymm[11], ymm[11])
+						q6Value(i, ymm[8], ymm[9], ymm[10], ymm[11], ymm[12])
 						xm := Mem{Base: x, Index: c, Scale: 4, Disp: 4 * (128*h + 32*i + l)}
 						if li == 0 {
 							VMULPS(xm, ymm[11], ymm[4+i])
