@@ -30,14 +30,27 @@ func ScaledSoftmax(x []float32, scale float32) {
 	if len(x) == 0 {
 		return
 	}
-	m := float32(math.Inf(-1))
-	for _, v := range x {
-		m = max(m, v)
-	}
-	inv := 1 / active.expSum(x, m, scale)
+	_, sum := SoftmaxParts(x, scale)
+	inv := 1 / sum
 	for i := range x {
 		x[i] *= inv
 	}
+}
+
+// SoftmaxParts replaces x with exp(scale·x[i] - top), where top is the
+// largest scale·x[i], and returns top and the sum of the new values:
+// softmax(scale·x) before the division, for attention that merges parts
+// of one row computed separately (a part's values weigh e^(its top -
+// the row's top)). scale > 0; an empty x gives -Inf and 0.
+func SoftmaxParts(x []float32, scale float32) (top, sum float32) {
+	m := float32(math.Inf(-1))
+	if len(x) == 0 {
+		return m, 0
+	}
+	for _, v := range x {
+		m = max(m, v)
+	}
+	return m * scale, active.expSum(x, m, scale)
 }
 
 // SiLUMul writes silu(gate)·up into gate: the SwiGLU activation.
@@ -83,5 +96,12 @@ func AxpyRows(y []float32, ystride int, a []float32, astride, n int, x []float32
 func checkStrided(what string, size, n, stride, width int) {
 	if stride < 0 || width < 0 || (n-1)*stride+width > size {
 		panic("kernels: " + what + " too short for its rows")
+	}
+}
+
+// Scale multiplies x by alpha in place.
+func Scale(x []float32, alpha float32) {
+	for i := range x {
+		x[i] *= alpha
 	}
 }

@@ -43,6 +43,7 @@ type forwardScratch struct {
 	tokPos []int32   // per token: its position in its sequence
 	cos    []float32 // RoPE tables per token [n, headDim/2]
 	sin    []float32
+	part   []float32   // attention split in parts: per part, g output rows, g maxima, g sums
 	last   []float32   // normalized rows that need logits [rows, hidden]
 	logits []float32   // [rows, vocab]
 	out    [][]float32 // Forward's result, one slice of logits per sequence
@@ -230,9 +231,31 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 	// take items from a shared counter, latest tokens (the longest
 	// histories) first, so that both finish together however the causal
 	// work is spread.
-	m.attn = attnTask{m: m, seqs: seqs, layer: l, maxLen: maxLen, items: int64(n * c.KVHeads)}
-	m.pool.Parallel(m.pool.Threads(), 1, m.attnRun)
+	//
+	// With fewer items than a few per worker (decoding one or two
+	// sequences), each item's positions are cut into parts of whole
+	// blocks, computed as separate items and merged after.
+	group := c.Heads / c.KVHeads
+	pairs := n * c.KVHeads
+	threads := m.pool.Threads()
+	parts := 1
+	if pairs < 2*threads {
+		parts = min((4*threads+pairs-1)/pairs, maxLen/minPartPositions)
+		parts = max(parts, 1)
+	}
+	if parts > 1 {
+		fit := sc.part[:0]
+		if need := pairs * parts * group * (hd + 2); cap(fit) < need {
+			fit = make([]float32, need)
+		}
+		sc.part = fit[:pairs*parts*group*(hd+2)]
+	}
+	m.attn = attnTask{m: m, seqs: seqs, layer: l, maxLen: maxLen, parts: parts, items: int64(pairs * parts)}
+	m.pool.Parallel(threads, 1, m.attnRun)
 	m.attn = attnTask{}
+	if parts > 1 {
+		m.mergeParts(pairs, parts)
+	}
 
 	m.project(sc.proj, sc.att, l, ModO, n, delta)
 	kernels.Axpy(1, sc.proj[:n*c.Hidden], sc.x[:n*c.Hidden])
@@ -246,54 +269,123 @@ type attnTask struct {
 	seqs   []Seq
 	layer  int
 	maxLen int          // the longest sequence after this step
-	items  int64        // (token, KV head) pairs
+	parts  int          // parts of each (token, KV head) pair's positions
+	items  int64        // (token, KV head) pairs times parts
 	next   atomic.Int64 // items taken so far
 }
+
+// minPartPositions is the fewest positions worth a part of their own.
+const minPartPositions = 128
 
 // run takes items until none is left.
 func (a *attnTask) run(worker, _, _ int) {
 	c, sc := &a.m.Config, &a.m.scratch
 	group, hd := c.Heads/c.KVHeads, c.HeadDim
 	qDim := c.Heads * hd
-	scores := a.m.pool.Scratch(worker, group*a.maxLen)
+	buf := a.m.pool.Scratch(worker, group*a.maxLen+2*group)
+	scores, mx, sum := buf[:group*a.maxLen], buf[group*a.maxLen:group*a.maxLen+group], buf[group*a.maxLen+group:]
 	for {
 		item := a.items - a.next.Add(1) // counts down from items-1
 		if item < 0 {
 			return
 		}
-		t, kvh := int(item)/c.KVHeads, int(item)%c.KVHeads
+		pair, part := int(item)/a.parts, int(item)%a.parts
+		t, kvh := pair/c.KVHeads, pair%c.KVHeads
 		s := a.seqs[sc.tokSeq[t]]
 		rows := sc.q[t*qDim+kvh*group*hd : t*qDim+(kvh+1)*group*hd]
-		out := sc.att[t*qDim+kvh*group*hd : t*qDim+(kvh+1)*group*hd]
-		attendGroup(out, rows, group, s.Cache, a.layer, int(sc.tokPos[t])+1, kvh*hd, scores)
+		npos := int(sc.tokPos[t]) + 1
+		if a.parts == 1 {
+			out := sc.att[t*qDim+kvh*group*hd : t*qDim+(kvh+1)*group*hd]
+			attendRange(out, rows, group, s.Cache, a.layer, 0, npos, kvh*hd, scores, mx, sum)
+			for h := range group {
+				kernels.Scale(out[h*hd:(h+1)*hd], 1/sum[h])
+			}
+			continue
+		}
+		// Part p of the positions, in whole blocks, into the pair's
+		// slot of sc.part: the unnormalised output rows, then the maxima
+		// and sums.
+		bt := s.Cache.pool.blockTokens
+		chunk := ((npos+a.parts-1)/a.parts + bt - 1) / bt * bt
+		p0, p1 := part*chunk, min((part+1)*chunk, npos)
+		slot := sc.part[int(item)*group*(hd+2) : (int(item)+1)*group*(hd+2)]
+		out, pmx, psum := slot[:group*hd], slot[group*hd:group*hd+group], slot[group*hd+group:]
+		if p0 >= p1 { // a short history has fewer parts
+			clear(out)
+			clear(psum)
+			for h := range pmx {
+				pmx[h] = float32(math.Inf(-1))
+			}
+			continue
+		}
+		attendRange(out, rows, group, s.Cache, a.layer, p0, p1, kvh*hd, scores, pmx, psum)
 	}
 }
 
-// attendGroup computes the attention output of g query heads of one
-// token that share a KV head, over the first npos positions of layer l in
-// cache c: out = softmax(q·Kᵀ/√d)·V, for q and out holding g rows of
-// HeadDim values. off is the KV head's offset inside a cached row. The
-// positions are visited block by block through the cache's block table.
-// Both products are AxpyRows, which needs no horizontal sums: q·Kᵀ runs
-// over a block's key columns (the keys of a block are stored transposed),
-// p·V over its value rows. scores holds g*npos floats.
-func attendGroup(out, q []float32, g int, c *Cache, l, npos, off int, scores []float32) {
+// mergeParts combines the parts of each (token, KV head) pair's
+// attention that run left in sc.part into sc.att: each part's output
+// rows weighted by e^(its max - the overall max), over the weighted sum
+// of the parts' sums.
+func (m *Model) mergeParts(pairs, parts int) {
+	c, sc := &m.Config, &m.scratch
+	group, hd := c.Heads/c.KVHeads, c.HeadDim
+	qDim := c.Heads * hd
+	size := group * (hd + 2)
+	for pair := range pairs {
+		t, kvh := pair/c.KVHeads, pair%c.KVHeads
+		out := sc.att[t*qDim+kvh*group*hd : t*qDim+(kvh+1)*group*hd]
+		clear(out)
+		slots := sc.part[pair*parts*size : (pair+1)*parts*size]
+		for h := range group {
+			top := float32(math.Inf(-1))
+			for p := range parts {
+				top = max(top, slots[p*size+group*hd+h])
+			}
+			var den float32
+			row := out[h*hd : (h+1)*hd]
+			for p := range parts {
+				slot := slots[p*size : (p+1)*size]
+				if slot[group*hd+group+h] == 0 {
+					continue // an empty part
+				}
+				w := float32(math.Exp(float64(slot[group*hd+h] - top)))
+				den += w * slot[group*hd+group+h]
+				kernels.Axpy(w, slot[h*hd:(h+1)*hd], row)
+			}
+			kernels.Scale(row, 1/den)
+		}
+	}
+}
+
+// attendRange computes the attention of g query heads of one token that
+// share a KV head over positions [p0, p1) of layer l in cache c, before
+// the softmax's division: with s = q·Kᵀ/√d, mx[h] the largest s of head h
+// in the range and sum[h] = Σ e^(s-mx[h]), out row h = Σ e^(s-mx[h])·V.
+// (kernels.SoftmaxParts: mx is in the units of s, scale included.)
+// q and out hold g rows of HeadDim values; off is the KV head's offset
+// inside a cached row; p0 is a multiple of the block size. The positions
+// are visited block by block through the cache's block table. Both
+// products are AxpyRows, which needs no horizontal sums: q·Kᵀ runs over a
+// block's key columns (the keys of a block are stored transposed), p·V
+// over its value rows. scores holds g*(p1-p0) floats.
+func attendRange(out, q []float32, g int, c *Cache, l, p0, p1, off int, scores, mx, sum []float32) {
 	hd, bt, stride := len(q)/g, c.pool.blockTokens, c.pool.kvDim
 	keys, values := c.pool.k[l], c.pool.v[l]
-	scores = scores[:g*npos]
+	n := p1 - p0
+	scores = scores[:g*n]
 	clear(scores)
-	for b, p := 0, 0; p < npos; b, p = b+1, p+bt {
+	for b, p := p0/bt, p0; p < p1; b, p = b+1, p+bt {
 		base := int(c.blocks[b]) * bt * stride
-		kernels.AxpyRows(scores[p:], npos, q, hd, g, keys[base+off*bt:], bt, hd, min(bt, npos-p))
+		kernels.AxpyRows(scores[p-p0:], n, q, hd, g, keys[base+off*bt:], bt, hd, min(bt, p1-p))
 	}
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	for h := range g {
-		kernels.ScaledSoftmax(scores[h*npos:(h+1)*npos], scale)
+		mx[h], sum[h] = kernels.SoftmaxParts(scores[h*n:(h+1)*n], scale)
 	}
 	clear(out)
-	for b, p := 0, 0; p < npos; b, p = b+1, p+bt {
+	for b, p := p0/bt, p0; p < p1; b, p = b+1, p+bt {
 		r := int(c.blocks[b])*bt*stride + off
-		kernels.AxpyRows(out, hd, scores[p:], npos, g, values[r:], stride, min(bt, npos-p), hd)
+		kernels.AxpyRows(out, hd, scores[p-p0:], n, g, values[r:], stride, min(bt, p1-p), hd)
 	}
 }
 

@@ -125,3 +125,55 @@ func TestStepBytes(t *testing.T) {
 		m.Close()
 	}
 }
+
+// TestAttentionParts checks attention cut into parts: a sequence decoding
+// alone after a 600-token prompt, on 4 workers, has its positions split
+// in parts that are merged after; the same step batched with 3 other
+// sequences (enough work items, so no parts) must give the same logits.
+func TestAttentionParts(t *testing.T) {
+	s := testmodel.Tiny
+	s.MaxPositions = 1024
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	if err := testmodel.WriteGGUF(path, s, kernels.F32, 3); err != nil {
+		t.Fatal(err)
+	}
+	pool := kernels.NewPool(4)
+	defer pool.Close()
+	m, err := model.Load(path, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	prompt := make([]int, 600)
+	for i := range prompt {
+		prompt[i] = (i*37 + 5) % s.Vocab
+	}
+	alone, batched := m.NewCache(700), m.NewCache(700)
+	for _, c := range []*model.Cache{alone, batched} {
+		if _, err := m.Forward([]model.Seq{{Cache: c, Tokens: prompt}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	others := make([]model.Seq, 3)
+	for i := range others {
+		others[i] = model.Seq{Cache: m.NewCache(700), Tokens: prompt[:10+i]}
+	}
+	for step := range 3 {
+		tok := []int{(step*11 + 7) % s.Vocab}
+		la, err := m.Forward([]model.Seq{{Cache: alone, Tokens: tok}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := append([]float32(nil), la[0]...)
+		lb, err := m.Forward(append([]model.Seq{{Cache: batched, Tokens: tok}}, others...), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := testshared.MaxAbsDiff(got, lb[0]); d > 1e-5 {
+			t.Fatalf("step %d: logits in parts differ from whole by %g", step, d)
+		}
+		for i := range others {
+			others[i].Tokens = tok
+		}
+	}
+}
