@@ -333,13 +333,15 @@ func (s *Scheduler) step() bool {
 	}
 
 	s.steps, s.sched = s.steps[:0], s.sched[:0]
-	s.batch.Reset()
 	for _, q := range s.run {
-		if q.chunk == 0 {
-			continue
+		if q.chunk > 0 {
+			s.sched = append(s.sched, q)
 		}
+	}
+	groupByAdapter(s.sched)
+	s.batch.Reset()
+	for _, q := range s.sched {
 		s.steps = append(s.steps, model.Seq{Cache: q.cache, Tokens: q.tokens[q.cache.Len : q.cache.Len+q.chunk]})
-		s.sched = append(s.sched, q)
 		s.batch.Add(q.req.Adapter, q.chunk)
 	}
 	logits, err := s.model.Forward(s.steps, s.batch)
@@ -363,6 +365,26 @@ func (s *Scheduler) step() bool {
 	s.running.Store(int64(len(s.run)))
 	s.freeBlocks.Store(int64(s.pool.FreeBlocks()))
 	return true
+}
+
+// groupByAdapter reorders qs so that sequences on the same adapter stand
+// side by side, each group where its first sequence was and each keeping
+// its order: the batch then has one run per adapter, whose matrices are
+// read once per projection for all its tokens. It allocates nothing; a
+// batch holds at most MaxSeqs sequences, so its quadratic time is small.
+func groupByAdapter(qs []*schedSeq) {
+	for i := 1; i < len(qs); i++ {
+		a := qs[i].req.Adapter
+		k := i - 1
+		for k >= 0 && qs[k].req.Adapter != a {
+			k--
+		}
+		if k >= 0 && k < i-1 { // move qs[i] just after its group
+			q := qs[i]
+			copy(qs[k+2:i+1], qs[k+1:i])
+			qs[k+1] = q
+		}
+	}
 }
 
 // dropCancelled ends the requests whose Submit context is done.
