@@ -1,8 +1,9 @@
 // Package kernels owns the numeric inner loops of Switchyard: matrix
 // multiplication of batched f32 activations by weights stored as f32, bf16,
-// f16 or q8_0, the vector operations of a transformer layer (RMSNorm,
-// softmax, SiLU, RoPE helpers) and the worker pool that spreads them over
-// the CPU cores.
+// f16, q8_0, q4_K or q6_K, attention's small products over strided cache
+// rows (DotRows, AxpyRows), the vector operations of a transformer layer
+// (RMSNorm, softmax, SiLU) and the worker pool that spreads them over the
+// CPU cores.
 //
 // # Implementations
 //
@@ -14,15 +15,18 @@
 // SWITCHYARD_KERNELS=go or =avx2 asks for a slower set, and the purego
 // build tag leaves the assembly out. The tests run every implementation
 // the CPU supports against the reference, whatever the variable says.
+// The smaller kernels added for attention, the exponential and the
+// K-quants exist as AVX2 code only, which the AVX-512 set calls too.
 //
 // The implementations agree to float32 rounding, not bit for bit: the
-// vector kernels sum in a different order and use fused multiply-adds.
-// Conversions (DecodeRow) are exact everywhere.
+// vector kernels sum in a different order, use fused multiply-adds and a
+// polynomial exp. Conversions (DecodeRow) are exact everywhere.
 //
 // # Weights
 //
 // Weights are never expanded in memory: a Matrix keeps the bytes exactly as
 // the checkpoint stores them and the kernels convert them in registers as
 // they stream in, or for large batches a panel of rows at a time into a
-// per-worker buffer.
+// per-worker buffer. The blocked types (Q8_0: 32 values, Q4_K and Q6_K:
+// 256) need rows of whole blocks.
 package kernels
