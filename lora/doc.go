@@ -4,9 +4,10 @@
 // # Adapters
 //
 // An Adapter holds, for every decoder layer and projection it touches, a
-// Pair: lora_A as stored ([rank, in], F32, F16 or BF16, never widened) and
-// lora_B transposed at load time ([rank, out], same dtype; a Q8_0 lora_B
-// from GGUF, whose blocks do not survive transposition, becomes F32), with
+// Pair: lora_A as stored ([rank, in], F32, F16 or BF16, never widened; any
+// GGUF type the kernels read) and lora_B transposed at load time ([rank,
+// out], same dtype; a blocked lora_B from GGUF, Q8_0 or a K-quant, whose
+// blocks do not survive transposition, becomes F32), with
 // PEFT's scaling for that projection. Load reads a Hugging Face PEFT directory
 // (adapter_config.json and adapter_model.safetensors) or a llama.cpp GGUF
 // LoRA file, and checks every tensor against the base model's

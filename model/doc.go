@@ -12,8 +12,10 @@
 //
 // Keys and values live in a paged cache: a KVPool of fixed-size blocks
 // shared by all sequences, each Cache holding a block table over it, so
-// memory is bounded and sequences of any length share one budget.
-// NewCache makes a private single-block cache for one-off use.
+// memory is bounded and sequences of any length share one budget. Inside
+// a block the keys are stored transposed, so that attention's two
+// products are both sums of scaled rows. NewCache makes a private cache
+// of a given capacity for one-off use.
 //
 // One RoPE convention is used inside: Hugging Face's rotate_half, where
 // dimension j of a head pairs with j + head_dim/2. Checkpoints that store
