@@ -16,10 +16,15 @@ const (
 	Q8_0              // GGUF Q8_0: blocks of 32 int8 values with one f16 scale
 	Q4_K              // GGUF Q4_K: super-blocks of 256 4-bit values, 8 scales and mins
 	Q6_K              // GGUF Q6_K: super-blocks of 256 6-bit values, 16 int8 scales
+	Q5_0              // GGUF Q5_0: blocks of 32 5-bit values with one f16 scale
 )
 
 // numDTypes is the number of storage types, for tables indexed by DType.
-const numDTypes = int(Q6_K) + 1
+const numDTypes = int(Q5_0) + 1
+
+// q5_0BlockBytes is the size of one Q5_0 block of 32 values: an f16
+// scale, 4 bytes of fifth bits, 16 bytes of nibbles.
+const q5_0BlockBytes = 2 + 4 + 16
 
 // Q8_0Block is the number of values in one Q8_0 block.
 const Q8_0Block = 32
@@ -40,11 +45,11 @@ const (
 )
 
 // BlockSize returns the number of values the type stores together: 1 for
-// F32, F16 and BF16, 32 for Q8_0, 256 for Q4_K and Q6_K. A row of a
+// F32, F16 and BF16, 32 for Q8_0 and Q5_0, 256 for Q4_K and Q6_K. A row of a
 // matrix holds a whole number of blocks.
 func (d DType) BlockSize() int {
 	switch d {
-	case Q8_0:
+	case Q8_0, Q5_0:
 		return Q8_0Block
 	case Q4_K, Q6_K:
 		return KBlock
@@ -66,6 +71,8 @@ func (d DType) String() string {
 		return "Q4_K"
 	case Q6_K:
 		return "Q6_K"
+	case Q5_0:
+		return "Q5_0"
 	}
 	return fmt.Sprintf("DType(%d)", uint8(d))
 }
@@ -84,6 +91,8 @@ func (d DType) RowBytes(n int) int {
 		return n / KBlock * q4KBlockBytes
 	case Q6_K:
 		return n / KBlock * q6KBlockBytes
+	case Q5_0:
+		return n / Q8_0Block * q5_0BlockBytes
 	}
 	return 0
 }

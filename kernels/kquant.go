@@ -163,3 +163,45 @@ func encodeQ6K(dst []byte, x []float32) []byte {
 	}
 	return append(dst, blk[:]...)
 }
+
+// decodeQ5_0Go converts one Q5_0 block (ggml's block_q5_0): value j < 16
+// is the low nibble of qs[j] with bit j of qh on top, value j+16 the high
+// nibble with bit j+16, each minus 16, times d.
+func decodeQ5_0Go(dst []float32, blk []byte) {
+	d := F16ToF32(binary.LittleEndian.Uint16(blk))
+	qh := binary.LittleEndian.Uint32(blk[2:])
+	for j, b := range blk[6:q5_0BlockBytes] {
+		lo := int32(b&0xF|byte(qh>>j&1)<<4) - 16
+		hi := int32(b>>4|byte(qh>>(j+16)&1)<<4) - 16
+		dst[j] = float32(lo) * d
+		dst[j+16] = float32(hi) * d
+	}
+}
+
+// encodeQ5_0 appends one Q5_0 block for the 32 values x as llama.cpp's
+// quantize_row_q5_0_ref does: d = (the value of largest magnitude)/-16,
+// q = x/d + 16.5 truncated, at most 31.
+func encodeQ5_0(dst []byte, x []float32) []byte {
+	var amax, mx float32
+	for _, v := range x {
+		if a := float32(math.Abs(float64(v))); a > amax {
+			amax, mx = a, v
+		}
+	}
+	d := mx / -16
+	id := float32(0)
+	if d != 0 {
+		id = 1 / d
+	}
+	var blk [q5_0BlockBytes]byte
+	binary.LittleEndian.PutUint16(blk[0:], F32ToF16(d))
+	var qh uint32
+	for j := range 16 {
+		q0 := min(31, int8(x[j]*id+16.5))
+		q1 := min(31, int8(x[j+16]*id+16.5))
+		blk[6+j] = byte(q0&0xF) | byte(q1&0xF)<<4
+		qh |= uint32(q0>>4&1)<<j | uint32(q1>>4&1)<<(j+16)
+	}
+	binary.LittleEndian.PutUint32(blk[2:], qh)
+	return append(dst, blk[:]...)
+}

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
@@ -11,17 +12,20 @@ import (
 // f16 scales, so that every bit of the packed scales and quants is used.
 func randKBlocks(dt DType, n int) []byte {
 	rng := rand.New(rand.NewPCG(21, uint64(dt)))
-	bb := dt.RowBytes(KBlock)
+	bb := dt.RowBytes(dt.BlockSize())
 	b := make([]byte, n*bb)
 	for i := range b {
 		b[i] = byte(rng.Uint32())
 	}
 	for i := range n {
 		blk := b[i*bb : (i+1)*bb]
-		if dt == Q4_K {
+		switch dt {
+		case Q4_K:
 			binary.LittleEndian.PutUint16(blk[0:], F32ToF16(rng.Float32()/64))
 			binary.LittleEndian.PutUint16(blk[2:], F32ToF16(rng.Float32()/64))
-		} else {
+		case Q5_0:
+			binary.LittleEndian.PutUint16(blk[0:], F32ToF16(rng.Float32()/64))
+		default:
 			binary.LittleEndian.PutUint16(blk[bb-2:], F32ToF16(rng.Float32()/64))
 		}
 	}
@@ -106,7 +110,7 @@ func TestQ6KLayout(t *testing.T) {
 // of the scales themselves.
 func TestEncodeKQuants(t *testing.T) {
 	rng := rand.New(rand.NewPCG(22, 22))
-	for _, dt := range []DType{Q4_K, Q6_K} {
+	for _, dt := range []DType{Q4_K, Q6_K, Q5_0} {
 		for _, spread := range []float32{1, 1e-3, 100} {
 			x := randFloats(rng, 4*KBlock)
 			for i := range x { // groups of 16 a factor of up to 13 apart
@@ -123,8 +127,11 @@ func TestEncodeKQuants(t *testing.T) {
 			if dt == Q6_K {
 				levels = 31 // Q6_K: ±31 steps of max|x|
 			}
+			if dt == Q5_0 {
+				levels = 16 // Q5_0: ±16 steps of max|x| over a block of 32
+			}
 			for g := 0; g < len(x); g += 16 {
-				var amax float32 // over the value's scale group: 32 for Q4_K, 16 for Q6_K
+				var amax float32 // over the value's scale group: 32 for Q4_K and Q5_0, 16 for Q6_K
 				from, to := g/32*32, g/32*32+32
 				if dt == Q6_K {
 					from, to = g, g+16
@@ -141,11 +148,43 @@ func TestEncodeKQuants(t *testing.T) {
 		}
 		zero := EncodeRow(nil, dt, make([]float32, KBlock))
 		got := make([]float32, KBlock)
+		if len(zero) != dt.RowBytes(KBlock) {
+			t.Fatalf("%v: a zero row of %d values encodes to %d bytes", dt, KBlock, len(zero))
+		}
 		decodeRowGo(got, dt, zero)
 		for i, v := range got {
 			if v != 0 {
 				t.Fatalf("%v: zero block decodes to %g at %d", dt, v, i)
 			}
 		}
+	}
+}
+
+// TestQ5_0Layout decodes a hand-built Q5_0 block: value j < 16 from the low
+// nibble of byte j and bit j of qh, value j+16 from the high nibble and
+// bit j+16, minus 16, times d; and checks EncodeRow against llama.cpp's
+// rounding on the same values.
+func TestQ5_0Layout(t *testing.T) {
+	var blk [q5_0BlockBytes]byte
+	binary.LittleEndian.PutUint16(blk[0:], F32ToF16(0.5))
+	var qh uint32
+	want := make([]float32, Q8_0Block)
+	for j := range 16 {
+		lo, hi := byte(j), byte(31-j) // q + 16, 0..31
+		blk[6+j] = lo&0xF | (hi&0xF)<<4
+		qh |= uint32(lo>>4)<<j | uint32(hi>>4)<<(j+16)
+		want[j], want[j+16] = 0.5*float32(int(lo)-16), 0.5*float32(int(hi)-16)
+	}
+	binary.LittleEndian.PutUint32(blk[2:], qh)
+	got := make([]float32, Q8_0Block)
+	DecodeRow(got, Q5_0, blk[:])
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("value %d = %g, want %g", i, got[i], want[i])
+		}
+	}
+	// want spans -8..7.5 with its largest magnitude -8 first: d = -8/-16.
+	if enc := EncodeRow(nil, Q5_0, want); !bytes.Equal(enc, blk[:]) {
+		t.Errorf("EncodeRow = % x\nwant       % x", enc, blk[:])
 	}
 }

@@ -88,6 +88,10 @@ func decodeRowGo(dst []float32, dt DType, src []byte) {
 		for b := 0; b < len(dst)/KBlock; b++ {
 			decodeQ6KGo(dst[b*KBlock:(b+1)*KBlock], src[b*q6KBlockBytes:(b+1)*q6KBlockBytes])
 		}
+	case Q5_0:
+		for b := 0; b < len(dst)/Q8_0Block; b++ {
+			decodeQ5_0Go(dst[b*Q8_0Block:(b+1)*Q8_0Block], src[b*q5_0BlockBytes:(b+1)*q5_0BlockBytes])
+		}
 	default:
 		panic("kernels: DecodeRow of unknown dtype " + dt.String())
 	}
@@ -137,6 +141,10 @@ func EncodeRow(dst []byte, dt DType, src []float32) []byte {
 	case Q6_K:
 		for b := 0; b+KBlock <= len(src); b += KBlock {
 			dst = encodeQ6K(dst, src[b:b+KBlock])
+		}
+	case Q5_0:
+		for b := 0; b+Q8_0Block <= len(src); b += Q8_0Block {
+			dst = encodeQ5_0(dst, src[b:b+Q8_0Block])
 		}
 	default:
 		panic("kernels: EncodeRow of unknown dtype " + dt.String())

@@ -47,13 +47,14 @@ func axpyRowGo(y []float32, alpha float32, dt DType, src []byte) {
 				y[b*Q8_0Block+i] += alpha * (d * float32(int8(q)))
 			}
 		}
-	case Q4_K, Q6_K:
+	case Q4_K, Q6_K, Q5_0:
 		var buf [KBlock]float32
-		bb := dt.RowBytes(KBlock)
-		for b := 0; b < len(y)/KBlock; b++ {
-			decodeRowGo(buf[:], dt, src[b*bb:(b+1)*bb])
-			for i, v := range buf {
-				y[b*KBlock+i] += alpha * v
+		bs := dt.BlockSize()
+		bb := dt.RowBytes(bs)
+		for b := 0; b < len(y)/bs; b++ {
+			decodeRowGo(buf[:bs], dt, src[b*bb:(b+1)*bb])
+			for i, v := range buf[:bs] {
+				y[b*bs+i] += alpha * v
 			}
 		}
 	default:

@@ -57,11 +57,22 @@ func dequantizeGGUF(t *testing.T, in, out string) {
 // and the embedding lookup must give the F32 model's logits, in prefill
 // and in decode.
 func TestKQuantModel(t *testing.T) {
-	for _, dt := range []kernels.DType{kernels.Q4_K, kernels.Q6_K} {
-		t.Run(dt.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		shape   testmodel.Shape
+		dt      kernels.DType
+		gateAs  kernels.DType // gate_proj's type in the file
+		vocabAs kernels.DType // the LM head's
+	}{
+		{"Q4_K_M", tinyK, kernels.Q4_K, kernels.Q4_K, kernels.Q6_K},
+		{"Q6_K", tinyK, kernels.Q6_K, kernels.Q6_K, kernels.Q6_K},
+		// Widths of 64 and 160: llama-quantize's fallbacks, Q5_0 and Q8_0.
+		{"Q4_K_M-fallback", testmodel.Tiny, kernels.Q4_K, kernels.Q5_0, kernels.Q8_0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			q, f32 := filepath.Join(dir, "q.gguf"), filepath.Join(dir, "f32.gguf")
-			if err := testmodel.WriteGGUF(q, tinyK, dt, 7); err != nil {
+			if err := testmodel.WriteGGUF(q, tc.shape, tc.dt, 7); err != nil {
 				t.Fatal(err)
 			}
 			dequantizeGGUF(t, q, f32)
@@ -75,15 +86,18 @@ func TestKQuantModel(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer mf.Close()
-			if got := mq.Weights.Layers[0].Proj[model.ModGate].DType; got != dt {
-				t.Fatalf("gate_proj loaded as %v, want %v", got, dt)
+			if got := mq.Weights.Layers[0].Proj[model.ModGate].DType; got != tc.gateAs {
+				t.Fatalf("gate_proj loaded as %v, want %v", got, tc.gateAs)
 			}
-			prompt := []int{1, 17, 200, 5, 99, 3, 250, 42}
+			if got := mq.Weights.Head.DType; got != tc.vocabAs {
+				t.Fatalf("LM head loaded as %v, want %v", got, tc.vocabAs)
+			}
+			prompt := []int{1, 17, 200, 5, 99, 3, 250, 42} // all below both vocabularies
 			cq, cf := mq.NewCache(64), mf.NewCache(64)
 			for step := range 4 {
 				tokens := prompt
 				if step > 0 {
-					tokens = []int{(step * 37) % tinyK.Vocab}
+					tokens = []int{(step * 37) % tc.shape.Vocab}
 				}
 				lq, err := mq.Forward([]model.Seq{{Cache: cq, Tokens: tokens, AllLogits: true}}, nil)
 				if err != nil {

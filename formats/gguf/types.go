@@ -118,6 +118,7 @@ var kernelTypes = map[uint32]kernels.DType{
 	TypeQ8_0: kernels.Q8_0,
 	TypeQ4_K: kernels.Q4_K,
 	TypeQ6_K: kernels.Q6_K,
+	TypeQ5_0: kernels.Q5_0,
 }
 
 // ggmlType is the inverse of kernelTypes.
@@ -128,6 +129,7 @@ var ggmlType = map[kernels.DType]uint32{
 	kernels.Q8_0: TypeQ8_0,
 	kernels.Q4_K: TypeQ4_K,
 	kernels.Q6_K: TypeQ6_K,
+	kernels.Q5_0: TypeQ5_0,
 }
 
 // valueType is the type of a metadata value (enum gguf_type).

@@ -15,6 +15,7 @@ var fileTypes = map[kernels.DType]uint32{
 	kernels.Q8_0: 7,  // LLAMA_FTYPE_MOSTLY_Q8_0
 	kernels.Q4_K: 15, // LLAMA_FTYPE_MOSTLY_Q4_K_M
 	kernels.Q6_K: 18, // LLAMA_FTYPE_MOSTLY_Q6_K
+	kernels.Q5_0: 8,  // LLAMA_FTYPE_MOSTLY_Q5_0
 	kernels.BF16: 32, // LLAMA_FTYPE_MOSTLY_BF16
 }
 
@@ -38,8 +39,9 @@ const minGGUFVocab = 3 + 256
 // interleaved RoPE order within each head. Matrices, token_embd included,
 // are stored as dt (F32, F16, BF16, Q8_0, Q4_K or Q6_K); norms and biases
 // stay F32. For Q4_K the file is laid out as llama-quantize's Q4_K_M
-// lays out the tensors it can: token_embd and output in Q6_K, the other
-// matrices in Q4_K.
+// lays it out: token_embd and output in Q6_K, the other matrices in Q4_K,
+// and, as there, a matrix whose rows are not whole 256-value super-blocks
+// in Q5_0 instead of Q4_K and in Q8_0 instead of Q6_K.
 //
 // The file also holds a minimal SentencePiece ("llama") vocabulary so that
 // llama.cpp can load it: <unk>, <s>, </s>, the byte tokens <0x00> to
@@ -56,7 +58,7 @@ func WriteGGUF(path string, s Shape, dt kernels.DType, seed uint64) error {
 	if s.Vocab < minGGUFVocab {
 		return fmt.Errorf("testmodel: vocab %d is smaller than the %d tokens of the GGUF tokenizer", s.Vocab, minGGUFVocab)
 	}
-	if bs := dt.BlockSize(); bs > 1 {
+	if bs := dt.BlockSize(); bs > 1 && dt != kernels.Q4_K {
 		for _, n := range []int{s.Hidden, s.Heads * s.HeadDim, s.Intermediate} {
 			if n%bs != 0 {
 				return fmt.Errorf("testmodel: %v needs input widths that are multiples of %d, got %d", dt, bs, n)
@@ -105,8 +107,16 @@ func WriteGGUF(path string, s Shape, dt kernels.DType, seed uint64) error {
 		tdt := dt
 		if t.kind != matrix {
 			tdt = kernels.F32 // llama.cpp keeps 1-D tensors in F32
-		} else if dt == kernels.Q4_K && (t.gguf == "token_embd.weight" || t.gguf == "output.weight") {
-			tdt = kernels.Q6_K
+		} else if dt == kernels.Q4_K {
+			if t.gguf == "token_embd.weight" || t.gguf == "output.weight" {
+				tdt = kernels.Q6_K
+			}
+			if cols := t.shape[len(t.shape)-1]; cols%kernels.KBlock != 0 { // llama-quantize's fallbacks
+				tdt = map[kernels.DType]kernels.DType{kernels.Q4_K: kernels.Q5_0, kernels.Q6_K: kernels.Q8_0}[tdt]
+				if cols%kernels.Q8_0Block != 0 {
+					return fmt.Errorf("testmodel: %s has %d columns, not a multiple of %d", t.gguf, cols, kernels.Q8_0Block)
+				}
+			}
 		}
 		// The writer keeps data until WriteFile: give it its own copy.
 		data := kernels.EncodeRow(make([]byte, 0, tdt.RowBytes(n)), tdt, v)
