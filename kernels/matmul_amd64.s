@@ -5657,3 +5657,300 @@ reduce:
 	VMOVUPS      X0, (AX)
 	VZEROUPPER
 	RET
+
+// func decodeQ5AVX2(dst *float32, src *byte, n int)
+// Requires: AVX, AVX2, F16C
+TEXT ·decodeQ5AVX2(SB), NOSPLIT, $0-24
+	MOVQ     dst+0(FP), AX
+	MOVQ     src+8(FP), CX
+	MOVQ     n+16(FP), DX
+	VPCMPEQD Y15, Y15, Y15
+	VPSRLD   $0x1c, Y15, Y13
+	VPSRLD   $0x1f, Y15, Y14
+	VPSLLD   $0x04, Y14, Y15
+	MOVQ     AX, BX
+	SHLQ     $0x02, DX
+	ADDQ     DX, BX
+	CMPQ     AX, BX
+	JAE      done
+
+block:
+	VPBROADCASTW (CX), X0
+	VCVTPH2PS    X0, Y0
+	VPBROADCASTD 2(CX), Y1
+	VPMOVZXBD    6(CX), Y2
+	VPSRLD       $0x04, Y2, Y3
+	VPAND        Y13, Y2, Y2
+	VPSRLVD      q5shifts<>+0(SB), Y1, Y4
+	VPAND        Y14, Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y2, Y2
+	VPSUBD       Y15, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VPSRLVD      q5shifts<>+64(SB), Y1, Y4
+	VPAND        Y14, Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       Y15, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y0, Y2, Y2
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y2, (AX)
+	VMOVUPS      Y3, 64(AX)
+	VPMOVZXBD    14(CX), Y2
+	VPSRLD       $0x04, Y2, Y3
+	VPAND        Y13, Y2, Y2
+	VPSRLVD      q5shifts<>+32(SB), Y1, Y4
+	VPAND        Y14, Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y2, Y2
+	VPSUBD       Y15, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VPSRLVD      q5shifts<>+96(SB), Y1, Y4
+	VPAND        Y14, Y4, Y4
+	VPSLLD       $0x04, Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSUBD       Y15, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y0, Y2, Y2
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y2, 32(AX)
+	VMOVUPS      Y3, 96(AX)
+	ADDQ         $0x00000016, CX
+	ADDQ         $0x00000080, AX
+	CMPQ         AX, BX
+	JB           block
+
+done:
+	VZEROUPPER
+	RET
+
+DATA q5shifts<>+0(SB)/4, $0x00000000
+DATA q5shifts<>+4(SB)/4, $0x00000001
+DATA q5shifts<>+8(SB)/4, $0x00000002
+DATA q5shifts<>+12(SB)/4, $0x00000003
+DATA q5shifts<>+16(SB)/4, $0x00000004
+DATA q5shifts<>+20(SB)/4, $0x00000005
+DATA q5shifts<>+24(SB)/4, $0x00000006
+DATA q5shifts<>+28(SB)/4, $0x00000007
+DATA q5shifts<>+32(SB)/4, $0x00000008
+DATA q5shifts<>+36(SB)/4, $0x00000009
+DATA q5shifts<>+40(SB)/4, $0x0000000a
+DATA q5shifts<>+44(SB)/4, $0x0000000b
+DATA q5shifts<>+48(SB)/4, $0x0000000c
+DATA q5shifts<>+52(SB)/4, $0x0000000d
+DATA q5shifts<>+56(SB)/4, $0x0000000e
+DATA q5shifts<>+60(SB)/4, $0x0000000f
+DATA q5shifts<>+64(SB)/4, $0x00000010
+DATA q5shifts<>+68(SB)/4, $0x00000011
+DATA q5shifts<>+72(SB)/4, $0x00000012
+DATA q5shifts<>+76(SB)/4, $0x00000013
+DATA q5shifts<>+80(SB)/4, $0x00000014
+DATA q5shifts<>+84(SB)/4, $0x00000015
+DATA q5shifts<>+88(SB)/4, $0x00000016
+DATA q5shifts<>+92(SB)/4, $0x00000017
+DATA q5shifts<>+96(SB)/4, $0x00000018
+DATA q5shifts<>+100(SB)/4, $0x00000019
+DATA q5shifts<>+104(SB)/4, $0x0000001a
+DATA q5shifts<>+108(SB)/4, $0x0000001b
+DATA q5shifts<>+112(SB)/4, $0x0000001c
+DATA q5shifts<>+116(SB)/4, $0x0000001d
+DATA q5shifts<>+120(SB)/4, $0x0000001e
+DATA q5shifts<>+124(SB)/4, $0x0000001f
+GLOBL q5shifts<>(SB), RODATA|NOPTR, $128
+
+// func tileQ5AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·tileQ5AVX2(SB), NOSPLIT, $0-64
+	MOVQ     x+16(FP), AX
+	MOVQ     w+32(FP), CX
+	MOVQ     wstride+40(FP), DX
+	LEAQ     (CX)(DX*1), BX
+	LEAQ     (BX)(DX*1), SI
+	LEAQ     (SI)(DX*1), DI
+	LEAQ     (DI)(DX*1), DX
+	MOVQ     k+48(FP), R8
+	VXORPS   Y0, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+	VXORPS   Y3, Y3, Y3
+	VPCMPEQD Y15, Y15, Y15
+	VPSRLD   $0x1c, Y15, Y13
+	VPSRLD   $0x1f, Y15, Y14
+	VPSLLD   $0x04, Y14, Y15
+	XORQ     R9, R9
+	XORQ     R10, R10
+	TESTQ    R8, R8
+	JZ       reduce
+
+loop:
+	PREFETCHT0   (DX)
+	PREFETCHT0   64(DX)
+	ADDQ         $0x00000058, DX
+	VPBROADCASTW (CX)(R10*1), X6
+	VCVTPH2PS    X6, Y6
+	VPBROADCASTD 2(CX)(R10*1), Y7
+	VPMOVZXBD    6(CX)(R10*1), Y8
+	VPSRLD       $0x04, Y8, Y9
+	VPAND        Y13, Y8, Y8
+	VPSRLVD      q5shifts<>+0(SB), Y7, Y10
+	VPAND        Y14, Y10, Y10
+	VPSLLD       $0x04, Y10, Y10
+	VPOR         Y10, Y8, Y8
+	VPSUBD       Y15, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPSRLVD      q5shifts<>+64(SB), Y7, Y10
+	VPAND        Y14, Y10, Y10
+	VPSLLD       $0x04, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSUBD       Y15, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VMULPS       (AX)(R9*4), Y8, Y5
+	VFMADD231PS  64(AX)(R9*4), Y9, Y5
+	VPMOVZXBD    14(CX)(R10*1), Y8
+	VPSRLD       $0x04, Y8, Y9
+	VPAND        Y13, Y8, Y8
+	VPSRLVD      q5shifts<>+32(SB), Y7, Y10
+	VPAND        Y14, Y10, Y10
+	VPSLLD       $0x04, Y10, Y10
+	VPOR         Y10, Y8, Y8
+	VPSUBD       Y15, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPSRLVD      q5shifts<>+96(SB), Y7, Y10
+	VPAND        Y14, Y10, Y10
+	VPSLLD       $0x04, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSUBD       Y15, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VFMADD231PS  32(AX)(R9*4), Y8, Y5
+	VFMADD231PS  96(AX)(R9*4), Y9, Y5
+	VFMADD231PS  Y6, Y5, Y0
+	VPBROADCASTW (BX)(R10*1), X6
+	VCVTPH2PS    X6, Y6
+	VPBROADCASTD 2(BX)(R10*1), Y7
+	VPMOVZXBD    6(BX)(R10*1), Y8
+	VPSRLD       $0x04, Y8, Y9
+	VPAND        Y13, Y8, Y8
+	VPSRLVD      q5shifts<>+0(SB), Y7, Y10
+	VPAND        Y14, Y10, Y10
+	VPSLLD       $0x04, Y10, Y10
+	VPOR         Y10, Y8, Y8
+	VPSUBD       Y15, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPSRLVD      q5shifts<>+64(SB), Y7, Y10
+	VPAND        Y14, Y10, Y10
+	VPSLLD       $0x04, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSUBD       Y15, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VMULPS       (AX)(R9*4), Y8, Y5
+	VFMADD231PS  64(AX)(R9*4), Y9, Y5
+	VPMOVZXBD    14(BX)(R10*1), Y8
+	VPSRLD       $0x04, Y8, Y9
+	VPAND        Y13, Y8, Y8
+	VPSRLVD      q5shifts<>+32(SB), Y7, Y10
+	VPAND        Y14, Y10, Y10
+	VPSLLD       $0x04, Y10, Y10
+	VPOR         Y10, Y8, Y8
+	VPSUBD       Y15, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPSRLVD      q5shifts<>+96(SB), Y7, Y10
+	VPAND        Y14, Y10, Y10
+	VPSLLD       $0x04, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSUBD       Y15, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VFMADD231PS  32(AX)(R9*4), Y8, Y5
+	VFMADD231PS  96(AX)(R9*4), Y9, Y5
+	VFMADD231PS  Y6, Y5, Y1
+	VPBROADCASTW (SI)(R10*1), X6
+	VCVTPH2PS    X6, Y6
+	VPBROADCASTD 2(SI)(R10*1), Y7
+	VPMOVZXBD    6(SI)(R10*1), Y8
+	VPSRLD       $0x04, Y8, Y9
+	VPAND        Y13, Y8, Y8
+	VPSRLVD      q5shifts<>+0(SB), Y7, Y10
+	VPAND        Y14, Y10, Y10
+	VPSLLD       $0x04, Y10, Y10
+	VPOR         Y10, Y8, Y8
+	VPSUBD       Y15, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPSRLVD      q5shifts<>+64(SB), Y7, Y10
+	VPAND        Y14, Y10, Y10
+	VPSLLD       $0x04, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSUBD       Y15, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VMULPS       (AX)(R9*4), Y8, Y5
+	VFMADD231PS  64(AX)(R9*4), Y9, Y5
+	VPMOVZXBD    14(SI)(R10*1), Y8
+	VPSRLD       $0x04, Y8, Y9
+	VPAND        Y13, Y8, Y8
+	VPSRLVD      q5shifts<>+32(SB), Y7, Y10
+	VPAND        Y14, Y10, Y10
+	VPSLLD       $0x04, Y10, Y10
+	VPOR         Y10, Y8, Y8
+	VPSUBD       Y15, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPSRLVD      q5shifts<>+96(SB), Y7, Y10
+	VPAND        Y14, Y10, Y10
+	VPSLLD       $0x04, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSUBD       Y15, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VFMADD231PS  32(AX)(R9*4), Y8, Y5
+	VFMADD231PS  96(AX)(R9*4), Y9, Y5
+	VFMADD231PS  Y6, Y5, Y2
+	VPBROADCASTW (DI)(R10*1), X6
+	VCVTPH2PS    X6, Y6
+	VPBROADCASTD 2(DI)(R10*1), Y7
+	VPMOVZXBD    6(DI)(R10*1), Y8
+	VPSRLD       $0x04, Y8, Y9
+	VPAND        Y13, Y8, Y8
+	VPSRLVD      q5shifts<>+0(SB), Y7, Y10
+	VPAND        Y14, Y10, Y10
+	VPSLLD       $0x04, Y10, Y10
+	VPOR         Y10, Y8, Y8
+	VPSUBD       Y15, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPSRLVD      q5shifts<>+64(SB), Y7, Y10
+	VPAND        Y14, Y10, Y10
+	VPSLLD       $0x04, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSUBD       Y15, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VMULPS       (AX)(R9*4), Y8, Y5
+	VFMADD231PS  64(AX)(R9*4), Y9, Y5
+	VPMOVZXBD    14(DI)(R10*1), Y8
+	VPSRLD       $0x04, Y8, Y9
+	VPAND        Y13, Y8, Y8
+	VPSRLVD      q5shifts<>+32(SB), Y7, Y10
+	VPAND        Y14, Y10, Y10
+	VPSLLD       $0x04, Y10, Y10
+	VPOR         Y10, Y8, Y8
+	VPSUBD       Y15, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPSRLVD      q5shifts<>+96(SB), Y7, Y10
+	VPAND        Y14, Y10, Y10
+	VPSLLD       $0x04, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSUBD       Y15, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VFMADD231PS  32(AX)(R9*4), Y8, Y5
+	VFMADD231PS  96(AX)(R9*4), Y9, Y5
+	VFMADD231PS  Y6, Y5, Y3
+	ADDQ         $0x00000020, R9
+	ADDQ         $0x00000016, R10
+	CMPQ         R9, R8
+	JB           loop
+
+reduce:
+	MOVQ         y+0(FP), AX
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVUPS      X0, (AX)
+	VZEROUPPER
+	RET

@@ -40,6 +40,8 @@ func main() {
 		genDecodeQ6K()
 		genTileQ4K()
 		genTileQ6K()
+		genDecodeQ5_0()
+		genTileQ5_0()
 	case "ops":
 		for _, v := range isas {
 			genDot(v)
