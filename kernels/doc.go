@@ -1,9 +1,9 @@
 // Package kernels owns the numeric inner loops of Switchyard: matrix
 // multiplication of batched f32 activations by weights stored as f32, bf16,
-// f16, q8_0, q5_0, q4_K or q6_K, attention's small products over strided
-// cache rows (DotRows, AxpyRows), the vector operations of a transformer layer
-// (RMSNorm, softmax, SiLU) and the worker pool that spreads them over the
-// CPU cores.
+// f16, q8_0, q5_0, q4_0, q4_K or q6_K, attention's small products over
+// strided cache rows (DotRows, AxpyRows), the vector operations of a
+// transformer layer (RMSNorm, softmax, SiLU) and the worker pool that
+// spreads them over the CPU cores.
 //
 // # Implementations
 //
@@ -27,6 +27,6 @@
 // Weights are never expanded in memory: a Matrix keeps the bytes exactly as
 // the checkpoint stores them and the kernels convert them in registers as
 // they stream in, or for large batches a panel of rows at a time into a
-// per-worker buffer. The blocked types (Q8_0 and Q5_0: 32 values, Q4_K
-// and Q6_K: 256) need rows of whole blocks.
+// per-worker buffer. The blocked types (Q8_0, Q5_0 and Q4_0: 32 values,
+// Q4_K and Q6_K: 256) need rows of whole blocks.
 package kernels

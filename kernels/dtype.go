@@ -17,10 +17,15 @@ const (
 	Q4_K              // GGUF Q4_K: super-blocks of 256 4-bit values, 8 scales and mins
 	Q6_K              // GGUF Q6_K: super-blocks of 256 6-bit values, 16 int8 scales
 	Q5_0              // GGUF Q5_0: blocks of 32 5-bit values with one f16 scale
+	Q4_0              // GGUF Q4_0: blocks of 32 4-bit values with one f16 scale
 )
 
 // numDTypes is the number of storage types, for tables indexed by DType.
-const numDTypes = int(Q5_0) + 1
+const numDTypes = int(Q4_0) + 1
+
+// q4_0BlockBytes is the size of one Q4_0 block of 32 values: an f16
+// scale and 16 bytes of nibbles.
+const q4_0BlockBytes = 2 + 16
 
 // q5_0BlockBytes is the size of one Q5_0 block of 32 values: an f16
 // scale, 4 bytes of fifth bits, 16 bytes of nibbles.
@@ -45,11 +50,11 @@ const (
 )
 
 // BlockSize returns the number of values the type stores together: 1 for
-// F32, F16 and BF16, 32 for Q8_0 and Q5_0, 256 for Q4_K and Q6_K. A row of a
-// matrix holds a whole number of blocks.
+// F32, F16 and BF16, 32 for Q8_0, Q5_0 and Q4_0, 256 for Q4_K and Q6_K. A
+// row of a matrix holds a whole number of blocks.
 func (d DType) BlockSize() int {
 	switch d {
-	case Q8_0, Q5_0:
+	case Q8_0, Q5_0, Q4_0:
 		return Q8_0Block
 	case Q4_K, Q6_K:
 		return KBlock
@@ -73,6 +78,8 @@ func (d DType) String() string {
 		return "Q6_K"
 	case Q5_0:
 		return "Q5_0"
+	case Q4_0:
+		return "Q4_0"
 	}
 	return fmt.Sprintf("DType(%d)", uint8(d))
 }
@@ -93,6 +100,8 @@ func (d DType) RowBytes(n int) int {
 		return n / KBlock * q6KBlockBytes
 	case Q5_0:
 		return n / Q8_0Block * q5_0BlockBytes
+	case Q4_0:
+		return n / Q8_0Block * q4_0BlockBytes
 	}
 	return 0
 }

@@ -164,14 +164,14 @@ func TestDecodeRow(t *testing.T) {
 	for b := range 40 { // keep the scales finite
 		binary.LittleEndian.PutUint16(q8[b*q8_0BlockBytes:], F32ToF16(float32(b-20)/64))
 	}
-	kq := map[DType][]byte{Q4_K: randKBlocks(Q4_K, 40), Q6_K: randKBlocks(Q6_K, 40), Q5_0: randKBlocks(Q5_0, 320)}
+	kq := map[DType][]byte{Q4_K: randKBlocks(Q4_K, 40), Q6_K: randKBlocks(Q6_K, 40), Q5_0: randKBlocks(Q5_0, 320), Q4_0: randKBlocks(Q4_0, 320)}
 	forEachImpl(t, func(t *testing.T) {
-		for _, dt := range []DType{F16, BF16, F32, Q8_0, Q4_K, Q6_K, Q5_0} {
+		for _, dt := range []DType{F16, BF16, F32, Q8_0, Q4_K, Q6_K, Q5_0, Q4_0} {
 			src := all
 			switch dt {
 			case Q8_0:
 				src = q8
-			case Q4_K, Q6_K, Q5_0:
+			case Q4_K, Q6_K, Q5_0, Q4_0:
 				src = kq[dt]
 			}
 			for _, n := range []int{0, 1, 7, 15, 16, 17, 32, 33, 96, 100, 256, 512, 1 << 15} {

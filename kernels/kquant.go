@@ -205,3 +205,39 @@ func encodeQ5_0(dst []byte, x []float32) []byte {
 	binary.LittleEndian.PutUint32(blk[2:], qh)
 	return append(dst, blk[:]...)
 }
+
+// decodeQ4_0Go converts one Q4_0 block (ggml's block_q4_0): value j < 16
+// is the low nibble of qs[j], value j+16 its high nibble, each minus 8,
+// times d.
+func decodeQ4_0Go(dst []float32, blk []byte) {
+	d := F16ToF32(binary.LittleEndian.Uint16(blk))
+	for j, b := range blk[2:q4_0BlockBytes] {
+		dst[j] = float32(int32(b&0xF)-8) * d
+		dst[j+16] = float32(int32(b>>4)-8) * d
+	}
+}
+
+// encodeQ4_0 appends one Q4_0 block for the 32 values x as llama.cpp's
+// quantize_row_q4_0_ref does: d = (the value of largest magnitude)/-8,
+// q = x/d + 8.5 truncated, at most 15.
+func encodeQ4_0(dst []byte, x []float32) []byte {
+	var amax, mx float32
+	for _, v := range x {
+		if a := float32(math.Abs(float64(v))); a > amax {
+			amax, mx = a, v
+		}
+	}
+	d := mx / -8
+	id := float32(0)
+	if d != 0 {
+		id = 1 / d
+	}
+	var blk [q4_0BlockBytes]byte
+	binary.LittleEndian.PutUint16(blk[0:], F32ToF16(d))
+	for j := range 16 {
+		q0 := min(15, int8(x[j]*id+8.5))
+		q1 := min(15, int8(x[j+16]*id+8.5))
+		blk[2+j] = byte(q0) | byte(q1)<<4
+	}
+	return append(dst, blk[:]...)
+}

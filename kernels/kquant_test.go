@@ -23,7 +23,7 @@ func randKBlocks(dt DType, n int) []byte {
 		case Q4_K:
 			binary.LittleEndian.PutUint16(blk[0:], F32ToF16(rng.Float32()/64))
 			binary.LittleEndian.PutUint16(blk[2:], F32ToF16(rng.Float32()/64))
-		case Q5_0:
+		case Q5_0, Q4_0:
 			binary.LittleEndian.PutUint16(blk[0:], F32ToF16(rng.Float32()/64))
 		default:
 			binary.LittleEndian.PutUint16(blk[bb-2:], F32ToF16(rng.Float32()/64))
@@ -110,7 +110,7 @@ func TestQ6KLayout(t *testing.T) {
 // of the scales themselves.
 func TestEncodeKQuants(t *testing.T) {
 	rng := rand.New(rand.NewPCG(22, 22))
-	for _, dt := range []DType{Q4_K, Q6_K, Q5_0} {
+	for _, dt := range []DType{Q4_K, Q6_K, Q5_0, Q4_0} {
 		for _, spread := range []float32{1, 1e-3, 100} {
 			x := randFloats(rng, 4*KBlock)
 			for i := range x { // groups of 16 a factor of up to 13 apart
@@ -129,6 +129,9 @@ func TestEncodeKQuants(t *testing.T) {
 			}
 			if dt == Q5_0 {
 				levels = 16 // Q5_0: ±16 steps of max|x| over a block of 32
+			}
+			if dt == Q4_0 {
+				levels = 8 // Q4_0: ±8 steps
 			}
 			for g := 0; g < len(x); g += 16 {
 				var amax float32 // over the value's scale group: 32 for Q4_K and Q5_0, 16 for Q6_K
@@ -185,6 +188,31 @@ func TestQ5_0Layout(t *testing.T) {
 	}
 	// want spans -8..7.5 with its largest magnitude -8 first: d = -8/-16.
 	if enc := EncodeRow(nil, Q5_0, want); !bytes.Equal(enc, blk[:]) {
+		t.Errorf("EncodeRow = % x\nwant       % x", enc, blk[:])
+	}
+}
+
+// TestQ4_0Layout decodes a hand-built Q4_0 block: value j < 16 from the
+// low nibble of byte j, value j+16 from its high nibble, minus 8, times
+// d; EncodeRow gives back the same bytes.
+func TestQ4_0Layout(t *testing.T) {
+	var blk [q4_0BlockBytes]byte
+	binary.LittleEndian.PutUint16(blk[0:], F32ToF16(0.25))
+	want := make([]float32, Q8_0Block)
+	for j := range 16 {
+		lo, hi := byte(j), byte(15-j)
+		blk[2+j] = lo | hi<<4
+		want[j], want[j+16] = 0.25*float32(int(lo)-8), 0.25*float32(int(hi)-8)
+	}
+	got := make([]float32, Q8_0Block)
+	DecodeRow(got, Q4_0, blk[:])
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("value %d = %g, want %g", i, got[i], want[i])
+		}
+	}
+	// want spans -2..1.75 with its largest magnitude -2 first: d = -2/-8.
+	if enc := EncodeRow(nil, Q4_0, want); !bytes.Equal(enc, blk[:]) {
 		t.Errorf("EncodeRow = % x\nwant       % x", enc, blk[:])
 	}
 }

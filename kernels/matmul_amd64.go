@@ -8,10 +8,10 @@ package kernels
 // group (the first group streams them from memory, prefetching the next
 // tile; the others find them in L1) beats converting whole panels to
 // float32 in scratch, a write and a read of every weight. Layer by layer,
-// 8 tokens, AVX2: F16 and BF16 1.2-1.45x, Q8_0 1.2x. The Q4_K, Q6_K and
-// Q5_0 tiles (AVX2, used by AVX-512 too) take one token: a few tokens call
-// them once each.
-var decodeGroups = [numDTypes]int{F32: 4, F16: 4, BF16: 4, Q8_0: 4, Q4_K: 4, Q6_K: 4, Q5_0: 4}
+// 8 tokens, AVX2: F16 and BF16 1.2-1.45x, Q8_0 1.2x. The Q4_K, Q6_K, Q5_0
+// and Q4_0 tiles (AVX2, used by AVX-512 too) take one token: a few tokens
+// call them once each.
+var decodeGroups = [numDTypes]int{F32: 4, F16: 4, BF16: 4, Q8_0: 4, Q4_K: 4, Q6_K: 4, Q5_0: 4, Q4_0: 4}
 
 // blockBytes bounds the activations of one block of tokens in prefill,
 // so that they stay in L2 while the weight panel passes over them.

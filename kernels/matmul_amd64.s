@@ -5954,3 +5954,181 @@ reduce:
 	VMOVUPS      X0, (AX)
 	VZEROUPPER
 	RET
+
+// func decodeQ4AVX2(dst *float32, src *byte, n int)
+// Requires: AVX, AVX2, F16C
+TEXT ·decodeQ4AVX2(SB), NOSPLIT, $0-24
+	MOVQ     dst+0(FP), AX
+	MOVQ     src+8(FP), CX
+	MOVQ     n+16(FP), DX
+	VPCMPEQD Y15, Y15, Y15
+	VPSRLD   $0x1c, Y15, Y13
+	VPSRLD   $0x1f, Y15, Y14
+	VPSLLD   $0x03, Y14, Y15
+	MOVQ     AX, BX
+	SHLQ     $0x02, DX
+	ADDQ     DX, BX
+	CMPQ     AX, BX
+	JAE      done
+
+block:
+	VPBROADCASTW (CX), X0
+	VCVTPH2PS    X0, Y0
+	VPMOVZXBD    2(CX), Y2
+	VPSRLD       $0x04, Y2, Y3
+	VPAND        Y13, Y2, Y2
+	VPSUBD       Y15, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VPSUBD       Y15, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y0, Y2, Y2
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y2, (AX)
+	VMOVUPS      Y3, 64(AX)
+	VPMOVZXBD    10(CX), Y2
+	VPSRLD       $0x04, Y2, Y3
+	VPAND        Y13, Y2, Y2
+	VPSUBD       Y15, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VPSUBD       Y15, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y0, Y2, Y2
+	VMULPS       Y0, Y3, Y3
+	VMOVUPS      Y2, 32(AX)
+	VMOVUPS      Y3, 96(AX)
+	ADDQ         $0x00000012, CX
+	ADDQ         $0x00000080, AX
+	CMPQ         AX, BX
+	JB           block
+
+done:
+	VZEROUPPER
+	RET
+
+// func tileQ4AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·tileQ4AVX2(SB), NOSPLIT, $0-64
+	MOVQ     x+16(FP), AX
+	MOVQ     w+32(FP), CX
+	MOVQ     wstride+40(FP), DX
+	LEAQ     (CX)(DX*1), BX
+	LEAQ     (BX)(DX*1), SI
+	LEAQ     (SI)(DX*1), DI
+	LEAQ     (DI)(DX*1), DX
+	MOVQ     k+48(FP), R8
+	VXORPS   Y0, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+	VXORPS   Y3, Y3, Y3
+	VPCMPEQD Y15, Y15, Y15
+	VPSRLD   $0x1c, Y15, Y13
+	VPSRLD   $0x1f, Y15, Y14
+	VPSLLD   $0x03, Y14, Y15
+	XORQ     R9, R9
+	XORQ     R10, R10
+	TESTQ    R8, R8
+	JZ       reduce
+
+loop:
+	PREFETCHT0   (DX)
+	PREFETCHT0   64(DX)
+	ADDQ         $0x00000048, DX
+	VPBROADCASTW (CX)(R10*1), X6
+	VCVTPH2PS    X6, Y6
+	VPMOVZXBD    2(CX)(R10*1), Y8
+	VPSRLD       $0x04, Y8, Y9
+	VPAND        Y13, Y8, Y8
+	VPSUBD       Y15, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPSUBD       Y15, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VMULPS       (AX)(R9*4), Y8, Y5
+	VFMADD231PS  64(AX)(R9*4), Y9, Y5
+	VPMOVZXBD    10(CX)(R10*1), Y8
+	VPSRLD       $0x04, Y8, Y9
+	VPAND        Y13, Y8, Y8
+	VPSUBD       Y15, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPSUBD       Y15, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VFMADD231PS  32(AX)(R9*4), Y8, Y5
+	VFMADD231PS  96(AX)(R9*4), Y9, Y5
+	VFMADD231PS  Y6, Y5, Y0
+	VPBROADCASTW (BX)(R10*1), X6
+	VCVTPH2PS    X6, Y6
+	VPMOVZXBD    2(BX)(R10*1), Y8
+	VPSRLD       $0x04, Y8, Y9
+	VPAND        Y13, Y8, Y8
+	VPSUBD       Y15, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPSUBD       Y15, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VMULPS       (AX)(R9*4), Y8, Y5
+	VFMADD231PS  64(AX)(R9*4), Y9, Y5
+	VPMOVZXBD    10(BX)(R10*1), Y8
+	VPSRLD       $0x04, Y8, Y9
+	VPAND        Y13, Y8, Y8
+	VPSUBD       Y15, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPSUBD       Y15, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VFMADD231PS  32(AX)(R9*4), Y8, Y5
+	VFMADD231PS  96(AX)(R9*4), Y9, Y5
+	VFMADD231PS  Y6, Y5, Y1
+	VPBROADCASTW (SI)(R10*1), X6
+	VCVTPH2PS    X6, Y6
+	VPMOVZXBD    2(SI)(R10*1), Y8
+	VPSRLD       $0x04, Y8, Y9
+	VPAND        Y13, Y8, Y8
+	VPSUBD       Y15, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPSUBD       Y15, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VMULPS       (AX)(R9*4), Y8, Y5
+	VFMADD231PS  64(AX)(R9*4), Y9, Y5
+	VPMOVZXBD    10(SI)(R10*1), Y8
+	VPSRLD       $0x04, Y8, Y9
+	VPAND        Y13, Y8, Y8
+	VPSUBD       Y15, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPSUBD       Y15, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VFMADD231PS  32(AX)(R9*4), Y8, Y5
+	VFMADD231PS  96(AX)(R9*4), Y9, Y5
+	VFMADD231PS  Y6, Y5, Y2
+	VPBROADCASTW (DI)(R10*1), X6
+	VCVTPH2PS    X6, Y6
+	VPMOVZXBD    2(DI)(R10*1), Y8
+	VPSRLD       $0x04, Y8, Y9
+	VPAND        Y13, Y8, Y8
+	VPSUBD       Y15, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPSUBD       Y15, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VMULPS       (AX)(R9*4), Y8, Y5
+	VFMADD231PS  64(AX)(R9*4), Y9, Y5
+	VPMOVZXBD    10(DI)(R10*1), Y8
+	VPSRLD       $0x04, Y8, Y9
+	VPAND        Y13, Y8, Y8
+	VPSUBD       Y15, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VPSUBD       Y15, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VFMADD231PS  32(AX)(R9*4), Y8, Y5
+	VFMADD231PS  96(AX)(R9*4), Y9, Y5
+	VFMADD231PS  Y6, Y5, Y3
+	ADDQ         $0x00000020, R9
+	ADDQ         $0x00000012, R10
+	CMPQ         R9, R8
+	JB           loop
+
+reduce:
+	MOVQ         y+0(FP), AX
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVUPS      X0, (AX)
+	VZEROUPPER
+	RET

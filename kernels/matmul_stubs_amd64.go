@@ -122,3 +122,14 @@ func decodeQ5AVX2(dst *float32, src *byte, n int)
 //
 //go:noescape
 func tileQ5AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+
+// decodeQ4AVX2 converts n Q4_0 values at src to float32 at dst; n is a multiple of 32.
+//
+//go:noescape
+func decodeQ4AVX2(dst *float32, src *byte, n int)
+
+// tileQ4AVX2 computes y[r] = Σ_{c<k} w[r][c]·x[c] for 4 rows r of Q4_0 weights
+// wstride bytes apart and one token (nt must be 1). k is a multiple of 32.
+//
+//go:noescape
+func tileQ4AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)

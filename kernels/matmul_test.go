@@ -70,11 +70,12 @@ func TestMatMulOddShapes(t *testing.T) {
 		Q4_K: {256, 512},
 		Q6_K: {256, 768},
 		Q5_0: {32, 64, 576},
+		Q4_0: {32, 96, 576},
 	}
 	forEachImpl(t, func(t *testing.T) {
 		for _, threads := range []int{1, 3} {
 			p := NewPool(threads)
-			for _, dt := range []DType{F32, F16, BF16, Q8_0, Q4_K, Q6_K, Q5_0} {
+			for _, dt := range []DType{F32, F16, BF16, Q8_0, Q4_K, Q6_K, Q5_0, Q4_0} {
 				rng := rand.New(rand.NewPCG(1, uint64(dt)))
 				for _, c := range cols[dt] {
 					for _, r := range rows {
@@ -99,7 +100,7 @@ func TestMatMulModelShapes(t *testing.T) {
 	forEachImpl(t, func(t *testing.T) {
 		p := NewPool(0)
 		defer p.Close()
-		for _, dt := range []DType{F32, F16, BF16, Q8_0, Q4_K, Q6_K, Q5_0} {
+		for _, dt := range []DType{F32, F16, BF16, Q8_0, Q4_K, Q6_K, Q5_0, Q4_0} {
 			rng := rand.New(rand.NewPCG(2, uint64(dt)))
 			for _, shape := range [][2]int{{576, 576}, {1536, 576}, {576, 1536}} {
 				if shape[1]%dt.BlockSize() != 0 {
@@ -142,7 +143,7 @@ func TestMatMulRejectsBadInput(t *testing.T) {
 		{"short data", 4, 8, Matrix{DType: F32, Rows: 4, Cols: 8, Data: bf16.Data}},
 		{"q8 cols", 1, 8, Matrix{DType: Q8_0, Rows: 1, Cols: 8, Data: bf16.Data}},
 		{"q4_k cols", 1, 32, Matrix{DType: Q4_K, Rows: 1, Cols: 32, Data: make([]byte, 1024)}},
-		{"dtype", 4, 8, Matrix{DType: Q5_0 + 1, Rows: 4, Cols: 8, Data: bf16.Data}},
+		{"dtype", 4, 8, Matrix{DType: Q4_0 + 1, Rows: 4, Cols: 8, Data: bf16.Data}},
 	} {
 		func() {
 			defer func() {

@@ -92,6 +92,10 @@ func decodeRowGo(dst []float32, dt DType, src []byte) {
 		for b := 0; b < len(dst)/Q8_0Block; b++ {
 			decodeQ5_0Go(dst[b*Q8_0Block:(b+1)*Q8_0Block], src[b*q5_0BlockBytes:(b+1)*q5_0BlockBytes])
 		}
+	case Q4_0:
+		for b := 0; b < len(dst)/Q8_0Block; b++ {
+			decodeQ4_0Go(dst[b*Q8_0Block:(b+1)*Q8_0Block], src[b*q4_0BlockBytes:(b+1)*q4_0BlockBytes])
+		}
 	default:
 		panic("kernels: DecodeRow of unknown dtype " + dt.String())
 	}
@@ -145,6 +149,10 @@ func EncodeRow(dst []byte, dt DType, src []float32) []byte {
 	case Q5_0:
 		for b := 0; b+Q8_0Block <= len(src); b += Q8_0Block {
 			dst = encodeQ5_0(dst, src[b:b+Q8_0Block])
+		}
+	case Q4_0:
+		for b := 0; b+Q8_0Block <= len(src); b += Q8_0Block {
+			dst = encodeQ4_0(dst, src[b:b+Q8_0Block])
 		}
 	default:
 		panic("kernels: EncodeRow of unknown dtype " + dt.String())

@@ -47,7 +47,7 @@ func axpyRowGo(y []float32, alpha float32, dt DType, src []byte) {
 				y[b*Q8_0Block+i] += alpha * (d * float32(int8(q)))
 			}
 		}
-	case Q4_K, Q6_K, Q5_0:
+	case Q4_K, Q6_K, Q5_0, Q4_0:
 		var buf [KBlock]float32
 		bs := dt.BlockSize()
 		bb := dt.RowBytes(bs)

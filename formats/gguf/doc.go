@@ -23,10 +23,10 @@
 // widths that different converters write.
 //
 // Tensor returns a view whose Data aliases the mapping (no copy), valid until
-// Close, for the types the kernels use: F32, F16, BF16, Q8_0, Q5_0, Q4_K
-// and Q6_K. TensorInfo describes every tensor, whatever its type, and the
-// type table (TypeName, TypeSize) knows all ggml types, so files holding
-// other quantizations open and name what they hold.
+// Close, for the types the kernels use: F32, F16, BF16, Q8_0, Q5_0, Q4_0,
+// Q4_K and Q6_K. TensorInfo describes every tensor, whatever its type, and
+// the type table (TypeName, TypeSize) knows all ggml types, so files
+// holding other quantizations open and name what they hold.
 //
 // Shapes are row-major, outermost dimension first, like safetensors and
 // PyTorch: GGUF's ne (innermost first) reversed. A weight with ne = [in, out]
@@ -35,5 +35,5 @@
 // # Writing
 //
 // Writer builds a GGUF v3 file from metadata and F32, F16, BF16, Q8_0,
-// Q5_0, Q4_K or Q6_K tensors; WriteFile replaces a file atomically.
+// Q5_0, Q4_0, Q4_K or Q6_K tensors; WriteFile replaces a file atomically.
 package gguf

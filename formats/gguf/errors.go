@@ -20,7 +20,7 @@ var (
 	ErrNotFound = errors.New("tensor not found")
 
 	// ErrUnsupportedType reports a tensor type that the kernels cannot use
-	// (anything but F32, F16, BF16, Q8_0, Q5_0, Q4_K and Q6_K).
+	// (anything but F32, F16, BF16, Q8_0, Q5_0, Q4_0, Q4_K and Q6_K).
 	ErrUnsupportedType = errors.New("unsupported tensor type")
 
 	// ErrShape reports a tensor whose shape does not fit the request, such

@@ -233,7 +233,7 @@ func (f *File) Info(name string) (TensorInfo, bool) {
 // []uint16 (a file with general.alignment 1 or 2 may need an aligned copy,
 // which Tensor then makes). The error wraps ErrNotFound when there is no
 // such tensor and ErrUnsupportedType when its type is not F32, F16, BF16,
-// Q8_0, Q5_0, Q4_K or Q6_K.
+// Q8_0, Q5_0, Q4_0, Q4_K or Q6_K.
 func (f *File) Tensor(name string) (Tensor, error) {
 	if f.closed {
 		return Tensor{}, &Error{Path: f.path, Tensor: name, Err: ErrClosed}
@@ -245,7 +245,7 @@ func (f *File) Tensor(name string) (Tensor, error) {
 	dt, ok := kernelTypes[ti.Type]
 	if !ok {
 		return Tensor{}, &Error{Path: f.path, Tensor: name, Err: ErrUnsupportedType,
-			Detail: fmt.Sprintf("%s (%d) is not supported yet (want F32, F16, BF16, Q8_0, Q5_0, Q4_K or Q6_K)", ti.TypeName(), ti.Type)}
+			Detail: fmt.Sprintf("%s (%d) is not supported yet (want F32, F16, BF16, Q8_0, Q5_0, Q4_0, Q4_K or Q6_K)", ti.TypeName(), ti.Type)}
 	}
 	start := uint64(f.DataOffset) + ti.Offset
 	data := f.data[start : start+ti.Size : start+ti.Size]

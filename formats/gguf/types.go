@@ -119,6 +119,7 @@ var kernelTypes = map[uint32]kernels.DType{
 	TypeQ4_K: kernels.Q4_K,
 	TypeQ6_K: kernels.Q6_K,
 	TypeQ5_0: kernels.Q5_0,
+	TypeQ4_0: kernels.Q4_0,
 }
 
 // ggmlType is the inverse of kernelTypes.
@@ -130,6 +131,7 @@ var ggmlType = map[kernels.DType]uint32{
 	kernels.Q4_K: TypeQ4_K,
 	kernels.Q6_K: TypeQ6_K,
 	kernels.Q5_0: TypeQ5_0,
+	kernels.Q4_0: TypeQ4_0,
 }
 
 // valueType is the type of a metadata value (enum gguf_type).

@@ -123,9 +123,9 @@ func checkArray(v any, depth int) error {
 // AddTensor adds a tensor of dtype dt with the given row-major shape
 // (outermost first, 1 to 4 dimensions) and data, which must hold exactly
 // the bytes that shape and dtype call for; for the blocked types the
-// innermost dimension must be a multiple of the block (32 for Q8_0 and
-// Q5_0, 256 for Q4_K and Q6_K). The name must be unique, non-empty and at
-// most 63 bytes long, as llama.cpp requires.
+// innermost dimension must be a multiple of the block (32 for Q8_0, Q5_0
+// and Q4_0, 256 for Q4_K and Q6_K). The name must be unique, non-empty
+// and at most 63 bytes long, as llama.cpp requires.
 func (w *Writer) AddTensor(name string, dt kernels.DType, shape []int, data []byte) error {
 	fail := func(err error, format string, args ...any) error {
 		return &Error{Tensor: name, Err: err, Detail: fmt.Sprintf(format, args...)}
@@ -140,7 +140,7 @@ func (w *Writer) AddTensor(name string, dt kernels.DType, shape []int, data []by
 	}
 	typ, ok := ggmlType[dt]
 	if !ok {
-		return fail(ErrUnsupportedType, "dtype %v cannot be written (want F32, F16, BF16, Q8_0, Q5_0, Q4_K or Q6_K)", dt)
+		return fail(ErrUnsupportedType, "dtype %v cannot be written (want F32, F16, BF16, Q8_0, Q5_0, Q4_0, Q4_K or Q6_K)", dt)
 	}
 	tt := ggmlTypes[typ]
 	ne := make([]uint64, len(shape))

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/mmcloughlin/avo/attr"
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -387,7 +389,7 @@ func genTileQ6K() {
 	kTileStore()
 }
 
-// q5Consts is the table of genDecodeQ5_0 and genTileQ5_0: four vectors
+// q5Consts is the table of genDecodeQ5 and genTileQ5: four vectors
 // of per-lane shift counts (0-7, 8-15, 16-23, 24-31) that bring bit j of
 // a block's qh word to the bottom of lane j%8.
 var q5Consts Mem
@@ -402,43 +404,63 @@ func q5Shifts(group int) Mem {
 	return q5Consts.Offset(32 * group)
 }
 
-// q5Values builds, as 8 floats in lo and hi, the Q5_0 values j0..j0+7
-// and 16+j0..16+j0+7 of the block at blk (j0 is 0 or 8): the low and high
-// nibbles of qs[j0..j0+7] with bits j and j+16 of qh (broadcast in qh)
-// on top, minus 16, not yet times d. Needs Y13 = 0x0F, Y14 = 1, Y15 = 16
-// in every lane; uses tmp.
-func q5Values(blk Mem, j0 int, qh, lo, hi, tmp reg.Register) {
-	VPMOVZXBD(blk.Offset(6+j0), lo)
+// q5Values builds, as 8 floats in lo and hi, the values j0..j0+7 and
+// 16+j0..16+j0+7 of a Q5_0 or Q4_0 block at blk (j0 is 0 or 8): the low
+// and high nibbles of qs[j0..j0+7], for Q5_0 with bits j and j+16 of qh
+// (broadcast in qh) on top, minus the bias (16 or 8), not yet times d.
+// Needs Y13 = 0x0F, Y14 = 1, Y15 = the bias in every lane (q5Consts3);
+// uses tmp.
+func q5Values(b q5Block, blk Mem, j0 int, qh, lo, hi, tmp reg.Register) {
+	VPMOVZXBD(blk.Offset(b.qsOff+j0), lo)
 	VPSRLD(U8(4), lo, hi)
 	VPAND(ymm[13], lo, lo)
 	for k, v := range []reg.Register{lo, hi} {
-		VPSRLVD(q5Shifts(j0/8+2*k), qh, tmp)
-		VPAND(ymm[14], tmp, tmp)
-		VPSLLD(U8(4), tmp, tmp)
-		VPOR(tmp, v, v)
+		if b.hasQH {
+			VPSRLVD(q5Shifts(j0/8+2*k), qh, tmp)
+			VPAND(ymm[14], tmp, tmp)
+			VPSLLD(U8(4), tmp, tmp)
+			VPOR(tmp, v, v)
+		}
 		VPSUBD(ymm[15], v, v)
 		VCVTDQ2PS(v, v)
 	}
 }
 
-// q5Consts3 sets Y13 = 0x0F, Y14 = 1, Y15 = 16 in every lane.
-func q5Consts3() {
+// q5Block describes the two 32-value formats with one f16 scale first:
+// Q5_0 (a 32-bit word of fifth bits, then 16 bytes of nibbles, bias 16)
+// and Q4_0 (16 bytes of nibbles, bias 8).
+type q5Block struct {
+	name       string // suffix of the kernel names
+	bytes      int    // block size
+	qsOff      int    // offset of the nibbles
+	hasQH      bool
+	biasShift  uint8 // the bias is 1 << biasShift
+	kernelType string
+}
+
+var (
+	q5_0 = q5Block{name: "Q5", bytes: 22, qsOff: 6, hasQH: true, biasShift: 4, kernelType: "Q5_0"}
+	q4_0 = q5Block{name: "Q4", bytes: 18, qsOff: 2, biasShift: 3, kernelType: "Q4_0"}
+)
+
+// q5Consts3 sets Y13 = 0x0F, Y14 = 1, Y15 = the bias of b in every lane.
+func q5Consts3(b q5Block) {
 	VPCMPEQD(ymm[15], ymm[15], ymm[15])
 	VPSRLD(U8(28), ymm[15], ymm[13])
 	VPSRLD(U8(31), ymm[15], ymm[14])
-	VPSLLD(U8(4), ymm[14], ymm[15])
+	VPSLLD(U8(b.biasShift), ymm[14], ymm[15])
 }
 
-// genDecodeQ5_0 emits decodeQ5AVX2: per block of 32, d broadcast in Y0,
-// qh broadcast in Y1, values in Y2/Y3, scratch Y4.
-func genDecodeQ5_0() {
-	TEXT("decodeQ5AVX2", NOSPLIT, "func(dst *float32, src *byte, n int)")
+// genDecodeQ5 emits decodeQ5AVX2 or decodeQ4AVX2: per block of 32, d
+// broadcast in Y0, qh broadcast in Y1, values in Y2/Y3, scratch Y4.
+func genDecodeQ5(b q5Block) {
+	TEXT("decode"+b.name+"AVX2", NOSPLIT, "func(dst *float32, src *byte, n int)")
 	Pragma("noescape")
-	Doc("decodeQ5AVX2 converts n Q5_0 values at src to float32 at dst; n is a multiple of 32.")
+	Doc(fmt.Sprintf("decode%sAVX2 converts n %s values at src to float32 at dst; n is a multiple of 32.", b.name, b.kernelType))
 	dst := Load(Param("dst"), GP64())
 	src := Load(Param("src"), GP64())
 	n := Load(Param("n"), GP64())
-	q5Consts3()
+	q5Consts3(b)
 	end := GP64()
 	MOVQ(dst, end)
 	SHLQ(U8(2), n)
@@ -448,15 +470,17 @@ func genDecodeQ5_0() {
 
 	Label("block")
 	avx2.loadScale(Mem{Base: src}, 0, ymm[0])
-	VPBROADCASTD(Mem{Base: src, Disp: 2}, ymm[1])
+	if b.hasQH {
+		VPBROADCASTD(Mem{Base: src, Disp: 2}, ymm[1])
+	}
 	for _, j0 := range []int{0, 8} {
-		q5Values(Mem{Base: src}, j0, ymm[1], ymm[2], ymm[3], ymm[4])
+		q5Values(b, Mem{Base: src}, j0, ymm[1], ymm[2], ymm[3], ymm[4])
 		VMULPS(ymm[0], ymm[2], ymm[2])
 		VMULPS(ymm[0], ymm[3], ymm[3])
 		VMOVUPS(ymm[2], Mem{Base: dst, Disp: 4 * j0})
 		VMOVUPS(ymm[3], Mem{Base: dst, Disp: 4 * (16 + j0)})
 	}
-	ADDQ(U32(22), src)
+	ADDQ(U32(b.bytes), src)
 	ADDQ(U32(4*32), dst)
 	CMPQ(dst, end)
 	JB(LabelRef("block"))
@@ -466,17 +490,17 @@ func genDecodeQ5_0() {
 	RET()
 }
 
-// genTileQ5_0 emits tileQ5AVX2, the single-token tile for Q5_0 weights:
-// per block and row, Σ x·q over the 32 values in float, times d.
-// Layout: accumulators Y0-Y3, the row's Σ x·q Y5, d Y6, qh Y7, values
-// Y8/Y9, scratch Y10, constants Y13-Y15.
-func genTileQ5_0() {
-	TEXT("tileQ5AVX2", NOSPLIT, "func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt int)")
+// genTileQ5 emits tileQ5AVX2 or tileQ4AVX2, the single-token tile for
+// Q5_0 or Q4_0 weights: per block and row, Σ x·q over the 32 values in
+// float, times d. Layout: accumulators Y0-Y3, the row's Σ x·q Y5, d Y6,
+// qh Y7, values Y8/Y9, scratch Y10, constants Y13-Y15.
+func genTileQ5(b q5Block) {
+	TEXT("tile"+b.name+"AVX2", NOSPLIT, "func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt int)")
 	Pragma("noescape")
-	Doc("tileQ5AVX2 computes y[r] = Σ_{c<k} w[r][c]·x[c] for 4 rows r of Q5_0 weights",
+	Doc(fmt.Sprintf("tile%sAVX2 computes y[r] = Σ_{c<k} w[r][c]·x[c] for 4 rows r of %s weights", b.name, b.kernelType),
 		"wstride bytes apart and one token (nt must be 1). k is a multiple of 32.")
 	x, wr, k, pf := kTileSetup()
-	q5Consts3()
+	q5Consts3(b)
 	c, wo := GP64(), GP64()
 	XORQ(c, c)
 	XORQ(wo, wo)
@@ -484,16 +508,18 @@ func genTileQ5_0() {
 	JZ(LabelRef("reduce"))
 
 	Label("loop")
-	for off := 0; off < 4*22; off += 64 { // the next tile's block column
+	for off := 0; off < 4*b.bytes; off += 64 { // the next tile's block column
 		PREFETCHT0(Mem{Base: pf, Disp: off})
 	}
-	ADDQ(U32(4*22), pf)
+	ADDQ(U32(4*b.bytes), pf)
 	for r := range 4 {
 		blk := Mem{Base: wr[r], Index: wo, Scale: 1}
 		avx2.loadScale(blk, 6, ymm[6])
-		VPBROADCASTD(blk.Offset(2), ymm[7])
+		if b.hasQH {
+			VPBROADCASTD(blk.Offset(2), ymm[7])
+		}
 		for _, j0 := range []int{0, 8} {
-			q5Values(blk, j0, ymm[7], ymm[8], ymm[9], ymm[10])
+			q5Values(b, blk, j0, ymm[7], ymm[8], ymm[9], ymm[10])
 			xlo := Mem{Base: x, Index: c, Scale: 4, Disp: 4 * j0}
 			xhi := Mem{Base: x, Index: c, Scale: 4, Disp: 4 * (16 + j0)}
 			if j0 == 0 {
@@ -506,7 +532,7 @@ func genTileQ5_0() {
 		VFMADD231PS(ymm[6], ymm[5], ymm[r]) // acc += d·Σ x·q
 	}
 	ADDQ(U32(32), c)
-	ADDQ(U32(22), wo)
+	ADDQ(U32(b.bytes), wo)
 	CMPQ(c, k)
 	JB(LabelRef("loop"))
 

@@ -40,8 +40,10 @@ func main() {
 		genDecodeQ6K()
 		genTileQ4K()
 		genTileQ6K()
-		genDecodeQ5_0()
-		genTileQ5_0()
+		for _, b := range []q5Block{q5_0, q4_0} {
+			genDecodeQ5(b)
+			genTileQ5(b)
+		}
 	case "ops":
 		for _, v := range isas {
 			genDot(v)

@@ -16,6 +16,7 @@ var fileTypes = map[kernels.DType]uint32{
 	kernels.Q4_K: 15, // LLAMA_FTYPE_MOSTLY_Q4_K_M
 	kernels.Q6_K: 18, // LLAMA_FTYPE_MOSTLY_Q6_K
 	kernels.Q5_0: 8,  // LLAMA_FTYPE_MOSTLY_Q5_0
+	kernels.Q4_0: 2,  // LLAMA_FTYPE_MOSTLY_Q4_0
 	kernels.BF16: 32, // LLAMA_FTYPE_MOSTLY_BF16
 }
 
