@@ -60,22 +60,18 @@ func unpackQ4KScales(blk func(disp int) Mem, dst Mem) {
 	MOVL(a2, dst.Offset(12))
 }
 
-// genDecodeQ4K emits decodeQ4KAVX2. Per super-block the 12 bytes of
-// packed 6-bit scales and mins are unpacked with 32-bit masks into 8
-// scale bytes and 8 min bytes on the stack, widened and multiplied by d
-// and dmin into 16 floats there, and each group of 8 quant bytes gives 8
-// low-nibble values of one sub-block and 8 high-nibble values of the
-// next. Layout: Y0-Y3 scratch, Y4 quants, Y5/Y6 nibbles, Y7-Y10 the
-// broadcast scale and min of two sub-blocks, Y13 the nibble mask.
-func genDecodeQ4K() {
-	TEXT("decodeQ4KAVX2", NOSPLIT, "func(dst *float32, src *byte, n int)")
+// genBlockDecoder emits name, a decoder of n values of the blocked type
+// typ to float32 (func(dst *float32, src *byte, n int), n a multiple of
+// values): setup emits the constants, then body converts the block at
+// src into the values floats at dst, once per block of bytes bytes.
+func genBlockDecoder(name, typ string, values, bytes int, setup func(), body func(dst, src reg.GPVirtual)) {
+	TEXT(name, NOSPLIT, "func(dst *float32, src *byte, n int)")
 	Pragma("noescape")
-	Doc("decodeQ4KAVX2 converts n Q4_K values at src to float32 at dst; n is a multiple of 256.")
-	local := AllocLocal(16 + 64) // 16 scale/min bytes, then 8 scales and 8 mins as floats
-	dst := Load(Param("dst"), GP64())
-	src := Load(Param("src"), GP64())
+	Doc(fmt.Sprintf("%s converts n %s values at src to float32 at dst; n is a multiple of %d.", name, typ, values))
+	dst := Load(Param("dst"), GP64()).(reg.GPVirtual)
+	src := Load(Param("src"), GP64()).(reg.GPVirtual)
 	n := Load(Param("n"), GP64())
-	dwordConsts()
+	setup()
 	end := GP64()
 	MOVQ(dst, end)
 	SHLQ(U8(2), n)
@@ -84,47 +80,61 @@ func genDecodeQ4K() {
 	JAE(LabelRef("done"))
 
 	Label("block")
-	unpackQ4KScales(func(disp int) Mem { return Mem{Base: src, Disp: disp} }, local)
-	// 8 scales·d and 8 mins·dmin as floats.
-	avx2.loadScale(Mem{Base: src}, 0, ymm[1])
-	VPMOVZXBD(local.Offset(0), ymm[0])
-	VCVTDQ2PS(ymm[0], ymm[0])
-	VMULPS(ymm[1], ymm[0], ymm[0])
-	VMOVUPS(ymm[0], local.Offset(16))
-	avx2.loadScale(Mem{Base: src, Disp: 2}, 0, ymm[1])
-	VPMOVZXBD(local.Offset(8), ymm[0])
-	VCVTDQ2PS(ymm[0], ymm[0])
-	VMULPS(ymm[1], ymm[0], ymm[0])
-	VMOVUPS(ymm[0], local.Offset(48))
-
-	for k := range 4 { // 64 values: sub-blocks 2k (low nibbles) and 2k+1 (high)
-		VBROADCASTSS(local.Offset(16+4*(2*k)), ymm[7])
-		VBROADCASTSS(local.Offset(48+4*(2*k)), ymm[8])
-		VBROADCASTSS(local.Offset(16+4*(2*k+1)), ymm[9])
-		VBROADCASTSS(local.Offset(48+4*(2*k+1)), ymm[10])
-		for i := range 4 {
-			VPMOVZXBD(Mem{Base: src, Disp: 16 + 32*k + 8*i}, ymm[4])
-			VPAND(ymm[13], ymm[4], ymm[5])
-			VPSRLD(U8(4), ymm[4], ymm[6])
-			for _, h := range []struct {
-				v, d, m reg.Register
-				off     int
-			}{{ymm[5], ymm[7], ymm[8], 0}, {ymm[6], ymm[9], ymm[10], 32}} {
-				VCVTDQ2PS(h.v, h.v)
-				VMULPS(h.d, h.v, h.v)
-				VSUBPS(h.m, h.v, h.v)
-				VMOVUPS(h.v, Mem{Base: dst, Disp: 4 * (64*k + h.off + 8*i)})
-			}
-		}
-	}
-	ADDQ(U32(144), src)
-	ADDQ(U32(4*256), dst)
+	body(dst, src)
+	ADDQ(U32(bytes), src)
+	ADDQ(U32(4*values), dst)
 	CMPQ(dst, end)
 	JB(LabelRef("block"))
 
 	Label("done")
 	VZEROUPPER()
 	RET()
+}
+
+// genDecodeQ4K emits decodeQ4KAVX2. Per super-block the 12 bytes of
+// packed 6-bit scales and mins are unpacked with 32-bit masks into 8
+// scale bytes and 8 min bytes on the stack, widened and multiplied by d
+// and dmin into 16 floats there, and each group of 8 quant bytes gives 8
+// low-nibble values of one sub-block and 8 high-nibble values of the
+// next. Layout: Y0-Y3 scratch, Y4 quants, Y5/Y6 nibbles, Y7-Y10 the
+// broadcast scale and min of two sub-blocks, Y13 the nibble mask.
+func genDecodeQ4K() {
+	genBlockDecoder("decodeQ4KAVX2", "Q4_K", 256, 144, dwordConsts, func(dst, src reg.GPVirtual) {
+		local := AllocLocal(16 + 64) // 16 scale/min bytes, then 8 scales and 8 mins as floats
+		unpackQ4KScales(func(disp int) Mem { return Mem{Base: src, Disp: disp} }, local)
+		// 8 scales·d and 8 mins·dmin as floats.
+		avx2.loadScale(Mem{Base: src}, 0, ymm[1])
+		VPMOVZXBD(local.Offset(0), ymm[0])
+		VCVTDQ2PS(ymm[0], ymm[0])
+		VMULPS(ymm[1], ymm[0], ymm[0])
+		VMOVUPS(ymm[0], local.Offset(16))
+		avx2.loadScale(Mem{Base: src, Disp: 2}, 0, ymm[1])
+		VPMOVZXBD(local.Offset(8), ymm[0])
+		VCVTDQ2PS(ymm[0], ymm[0])
+		VMULPS(ymm[1], ymm[0], ymm[0])
+		VMOVUPS(ymm[0], local.Offset(48))
+
+		for k := range 4 { // 64 values: sub-blocks 2k (low nibbles) and 2k+1 (high)
+			VBROADCASTSS(local.Offset(16+4*(2*k)), ymm[7])
+			VBROADCASTSS(local.Offset(48+4*(2*k)), ymm[8])
+			VBROADCASTSS(local.Offset(16+4*(2*k+1)), ymm[9])
+			VBROADCASTSS(local.Offset(48+4*(2*k+1)), ymm[10])
+			for i := range 4 {
+				VPMOVZXBD(Mem{Base: src, Disp: 16 + 32*k + 8*i}, ymm[4])
+				VPAND(ymm[13], ymm[4], ymm[5])
+				VPSRLD(U8(4), ymm[4], ymm[6])
+				for _, h := range []struct {
+					v, d, m reg.Register
+					off     int
+				}{{ymm[5], ymm[7], ymm[8], 0}, {ymm[6], ymm[9], ymm[10], 32}} {
+					VCVTDQ2PS(h.v, h.v)
+					VMULPS(h.d, h.v, h.v)
+					VSUBPS(h.m, h.v, h.v)
+					VMOVUPS(h.v, Mem{Base: dst, Disp: 4 * (64*k + h.off + 8*i)})
+				}
+			}
+		}
+	})
 }
 
 // q6Value builds, as 8 floats in dst, the Q6_K values of row i (0-3) of
@@ -161,50 +171,29 @@ func q6Value(i int, ql0, ql32, qh, dst, tmp reg.Register) {
 // the ql bytes, Y6 the qh bytes, Y7-Y9 a value being built, Y13-Y15 the
 // masks 0x0F, 0x03 and the offset 32.
 func genDecodeQ6K() {
-	TEXT("decodeQ6KAVX2", NOSPLIT, "func(dst *float32, src *byte, n int)")
-	Pragma("noescape")
-	Doc("decodeQ6KAVX2 converts n Q6_K values at src to float32 at dst; n is a multiple of 256.")
-	local := AllocLocal(64) // 16 scales·d
-	dst := Load(Param("dst"), GP64())
-	src := Load(Param("src"), GP64())
-	n := Load(Param("n"), GP64())
-	dwordConsts()
-	end := GP64()
-	MOVQ(dst, end)
-	SHLQ(U8(2), n)
-	ADDQ(n, end)
-	CMPQ(dst, end)
-	JAE(LabelRef("done"))
-
-	Label("block")
-	avx2.loadScale(Mem{Base: src, Disp: 208}, 0, ymm[0])
-	for j := range 2 {
-		VPMOVSXBD(Mem{Base: src, Disp: 192 + 8*j}, ymm[1])
-		VCVTDQ2PS(ymm[1], ymm[1])
-		VMULPS(ymm[0], ymm[1], ymm[1])
-		VMOVUPS(ymm[1], local.Offset(32*j))
-	}
-	for h := range 2 {
-		for l := 0; l < 32; l += 8 {
-			VPMOVZXBD(Mem{Base: src, Disp: 64*h + l}, ymm[4])      // ql[l]
-			VPMOVZXBD(Mem{Base: src, Disp: 64*h + 32 + l}, ymm[5]) // ql[l+32]
-			VPMOVZXBD(Mem{Base: src, Disp: 128 + 32*h + l}, ymm[6])
-			for i := range 4 { // row i of the half: value 32i+l
-				q6Value(i, ymm[4], ymm[5], ymm[6], ymm[7], ymm[8])
-				VBROADCASTSS(local.Offset(4*(8*h+2*i+l/16)), ymm[9])
-				VMULPS(ymm[9], ymm[7], ymm[7])
-				VMOVUPS(ymm[7], Mem{Base: dst, Disp: 4 * (128*h + 32*i + l)})
+	genBlockDecoder("decodeQ6KAVX2", "Q6_K", 256, 210, dwordConsts, func(dst, src reg.GPVirtual) {
+		local := AllocLocal(64) // 16 scales·d
+		avx2.loadScale(Mem{Base: src, Disp: 208}, 0, ymm[0])
+		for j := range 2 {
+			VPMOVSXBD(Mem{Base: src, Disp: 192 + 8*j}, ymm[1])
+			VCVTDQ2PS(ymm[1], ymm[1])
+			VMULPS(ymm[0], ymm[1], ymm[1])
+			VMOVUPS(ymm[1], local.Offset(32*j))
+		}
+		for h := range 2 {
+			for l := 0; l < 32; l += 8 {
+				VPMOVZXBD(Mem{Base: src, Disp: 64*h + l}, ymm[4])      // ql[l]
+				VPMOVZXBD(Mem{Base: src, Disp: 64*h + 32 + l}, ymm[5]) // ql[l+32]
+				VPMOVZXBD(Mem{Base: src, Disp: 128 + 32*h + l}, ymm[6])
+				for i := range 4 { // row i of the half: value 32i+l
+					q6Value(i, ymm[4], ymm[5], ymm[6], ymm[7], ymm[8])
+					VBROADCASTSS(local.Offset(4*(8*h+2*i+l/16)), ymm[9])
+					VMULPS(ymm[9], ymm[7], ymm[7])
+					VMOVUPS(ymm[7], Mem{Base: dst, Disp: 4 * (128*h + 32*i + l)})
+				}
 			}
 		}
-	}
-	ADDQ(U32(210), src)
-	ADDQ(U32(4*256), dst)
-	CMPQ(dst, end)
-	JB(LabelRef("block"))
-
-	Label("done")
-	VZEROUPPER()
-	RET()
+	})
 }
 
 // kTilePrefetch prefetches the next tile's bytes of one super-block column
@@ -454,40 +443,19 @@ func q5Consts3(b q5Block) {
 // genDecodeQ5 emits decodeQ5AVX2 or decodeQ4AVX2: per block of 32, d
 // broadcast in Y0, qh broadcast in Y1, values in Y2/Y3, scratch Y4.
 func genDecodeQ5(b q5Block) {
-	TEXT("decode"+b.name+"AVX2", NOSPLIT, "func(dst *float32, src *byte, n int)")
-	Pragma("noescape")
-	Doc(fmt.Sprintf("decode%sAVX2 converts n %s values at src to float32 at dst; n is a multiple of 32.", b.name, b.kernelType))
-	dst := Load(Param("dst"), GP64())
-	src := Load(Param("src"), GP64())
-	n := Load(Param("n"), GP64())
-	q5Consts3(b)
-	end := GP64()
-	MOVQ(dst, end)
-	SHLQ(U8(2), n)
-	ADDQ(n, end)
-	CMPQ(dst, end)
-	JAE(LabelRef("done"))
-
-	Label("block")
-	avx2.loadScale(Mem{Base: src}, 0, ymm[0])
-	if b.hasQH {
-		VPBROADCASTD(Mem{Base: src, Disp: 2}, ymm[1])
-	}
-	for _, j0 := range []int{0, 8} {
-		q5Values(b, Mem{Base: src}, j0, ymm[1], ymm[2], ymm[3], ymm[4])
-		VMULPS(ymm[0], ymm[2], ymm[2])
-		VMULPS(ymm[0], ymm[3], ymm[3])
-		VMOVUPS(ymm[2], Mem{Base: dst, Disp: 4 * j0})
-		VMOVUPS(ymm[3], Mem{Base: dst, Disp: 4 * (16 + j0)})
-	}
-	ADDQ(U32(b.bytes), src)
-	ADDQ(U32(4*32), dst)
-	CMPQ(dst, end)
-	JB(LabelRef("block"))
-
-	Label("done")
-	VZEROUPPER()
-	RET()
+	genBlockDecoder("decode"+b.name+"AVX2", b.kernelType, 32, b.bytes, func() { q5Consts3(b) }, func(dst, src reg.GPVirtual) {
+		avx2.loadScale(Mem{Base: src}, 0, ymm[0])
+		if b.hasQH {
+			VPBROADCASTD(Mem{Base: src, Disp: 2}, ymm[1])
+		}
+		for _, j0 := range []int{0, 8} {
+			q5Values(b, Mem{Base: src}, j0, ymm[1], ymm[2], ymm[3], ymm[4])
+			VMULPS(ymm[0], ymm[2], ymm[2])
+			VMULPS(ymm[0], ymm[3], ymm[3])
+			VMOVUPS(ymm[2], Mem{Base: dst, Disp: 4 * j0})
+			VMOVUPS(ymm[3], Mem{Base: dst, Disp: 4 * (16 + j0)})
+		}
+	})
 }
 
 // genTileQ5 emits tileQ5AVX2 or tileQ4AVX2, the single-token tile for
