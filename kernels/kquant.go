@@ -182,17 +182,7 @@ func decodeQ5_0Go(dst []float32, blk []byte) {
 // quantize_row_q5_0_ref does: d = (the value of largest magnitude)/-16,
 // q = x/d + 16.5 truncated, at most 31.
 func encodeQ5_0(dst []byte, x []float32) []byte {
-	var amax, mx float32
-	for _, v := range x {
-		if a := float32(math.Abs(float64(v))); a > amax {
-			amax, mx = a, v
-		}
-	}
-	d := mx / -16
-	id := float32(0)
-	if d != 0 {
-		id = 1 / d
-	}
+	d, id := symmetricScale(x, 16)
 	var blk [q5_0BlockBytes]byte
 	binary.LittleEndian.PutUint16(blk[0:], F32ToF16(d))
 	var qh uint32
@@ -204,6 +194,22 @@ func encodeQ5_0(dst []byte, x []float32) []byte {
 	}
 	binary.LittleEndian.PutUint32(blk[2:], qh)
 	return append(dst, blk[:]...)
+}
+
+// symmetricScale returns the scale of a Q5_0 or Q4_0 block as llama.cpp
+// computes it, d = (the value of largest magnitude)/-half, where half is
+// 16 or 8, and its inverse (0 for an all-zero block).
+func symmetricScale(x []float32, half float32) (d, id float32) {
+	var amax, mx float32
+	for _, v := range x {
+		if a := float32(math.Abs(float64(v))); a > amax {
+			amax, mx = a, v
+		}
+	}
+	if d = mx / -half; d != 0 {
+		id = 1 / d
+	}
+	return d, id
 }
 
 // decodeQ4_0Go converts one Q4_0 block (ggml's block_q4_0): value j < 16
@@ -221,17 +227,7 @@ func decodeQ4_0Go(dst []float32, blk []byte) {
 // quantize_row_q4_0_ref does: d = (the value of largest magnitude)/-8,
 // q = x/d + 8.5 truncated, at most 15.
 func encodeQ4_0(dst []byte, x []float32) []byte {
-	var amax, mx float32
-	for _, v := range x {
-		if a := float32(math.Abs(float64(v))); a > amax {
-			amax, mx = a, v
-		}
-	}
-	d := mx / -8
-	id := float32(0)
-	if d != 0 {
-		id = 1 / d
-	}
+	d, id := symmetricScale(x, 8)
 	var blk [q4_0BlockBytes]byte
 	binary.LittleEndian.PutUint16(blk[0:], F32ToF16(d))
 	for j := range 16 {
