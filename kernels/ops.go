@@ -31,10 +31,7 @@ func ScaledSoftmax(x []float32, scale float32) {
 		return
 	}
 	_, sum := SoftmaxParts(x, scale)
-	inv := 1 / sum
-	for i := range x {
-		x[i] *= inv
-	}
+	Scale(x, 1/sum)
 }
 
 // SoftmaxParts replaces x with exp(scale·x[i] - top), where top is the

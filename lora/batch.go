@@ -174,9 +174,7 @@ func (b *Batch) splitRun(d runDelta) {
 	xs, ys, tmp := b.operands(d)
 	// Shrink: tmp[t, k] = x[t] · A[k], then fold in the scale.
 	b.pool.MatMul(tmp, xs, p.A, d.n)
-	for i := range tmp {
-		tmp[i] *= p.Scale
-	}
+	kernels.Scale(tmp, p.Scale)
 	// Expand: y[t, j] += Σ_k tmp[t, k] · BT[k, j], columns split over
 	// the workers (each output element has one writer).
 	out := p.BT.Cols
@@ -195,9 +193,7 @@ func (b *Batch) addRuns(w, lo, hi int) {
 		p := d.pair
 		xs, ys, tmp := b.operands(d)
 		b.pool.MatMulOn(w, tmp, xs, p.A, d.n)
-		for i := range tmp {
-			tmp[i] *= p.Scale
-		}
+		kernels.Scale(tmp, p.Scale)
 		out := p.BT.Cols
 		for t := range d.n {
 			for k := range p.Rank {

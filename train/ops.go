@@ -247,9 +247,7 @@ func loraBackward(pool *kernels.Pool, dx, dy, xd, u, mask, du []float32, p *lora
 					dut[k] += g * v
 				}
 			}
-			for k := range dut {
-				dut[k] *= s
-			}
+			kernels.Scale(dut, s)
 			if dx == nil {
 				continue
 			}
@@ -426,10 +424,7 @@ func crossEntropy(logits []float32, target int, w float32) float64 {
 		sum += e
 	}
 	loss := float64(m) + math.Log(sum) - float64(target32)
-	scale := w / float32(sum)
-	for i := range logits {
-		logits[i] *= scale
-	}
+	kernels.Scale(logits, w/float32(sum))
 	logits[target] -= w
 	return loss
 }

@@ -147,12 +147,8 @@ func (ps *params) gradNorm() float64 {
 // scaleGrad multiplies every gradient by s.
 func (ps *params) scaleGrad(s float32) {
 	for _, p := range ps.list {
-		for i := range p.da {
-			p.da[i] *= s
-		}
-		for i := range p.db {
-			p.db[i] *= s
-		}
+		kernels.Scale(p.da, s)
+		kernels.Scale(p.db, s)
 	}
 }
 
