@@ -380,6 +380,13 @@ func (c *Cache) acquireSlow(ctx context.Context, ref string, pin bool) (*Handle,
 
 		select {
 		case <-f.done:
+			if f.err != nil && errors.Is(f.err, context.Canceled) && ctx.Err() == nil {
+				// The load was called off (its last waiter gave up, the
+				// version was retired, or the cache closed) after this
+				// request joined it: look again, which starts a new
+				// load, finds the new version or reports the close.
+				continue
+			}
 			if f.err != nil {
 				return nil, f.err
 			}

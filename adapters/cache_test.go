@@ -195,6 +195,51 @@ func TestCacheCancel(t *testing.T) {
 }
 
 // loading reports whether a load of key is in progress.
+// TestCacheJoinCalledOffLoad has a request join a load whose only other
+// waiter has just given up, so that the load is called off but still
+// running (its Fetch does not heed cancellation): the request, whose own
+// context is fine, must get the adapter from a new load, not the called-
+// off load's cancellation.
+func TestCacheJoinCalledOffLoad(t *testing.T) {
+	src := newFakeLoader(100)
+	key := src.add("a")
+	src.gate, src.stubborn = make(chan struct{}), true
+	c := newTestCache(t, src, Budgets{Tier0: 1 << 20}, nil)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Acquire(ctx, key)
+		errc <- err
+	}()
+	waitFor(t, func() bool { return loading(c, key) })
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Acquire: %v", err)
+	}
+	type result struct {
+		h   *Handle
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		h, err := c.Acquire(context.Background(), key)
+		got <- result{h, err}
+	}()
+	waitFor(t, func() bool { // joined the called-off load
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		e := c.entries[key]
+		return e != nil && e.flight != nil && e.flight.waiters == 1
+	})
+	close(src.gate)
+	r := <-got
+	if r.err != nil || r.h == nil || r.h.Adapter().Name != key {
+		t.Fatalf("Acquire after joining a called-off load: %v, %v", r.h, r.err)
+	}
+	r.h.Release()
+}
+
 func loading(c *Cache, key string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -106,7 +106,9 @@ func versionOf(name string, version int, files Files) Version {
 type fakeLoader struct {
 	size  int64         // tier-0 bytes of every adapter
 	delay time.Duration // how long each Fetch takes
-	gate  chan struct{} // when set, Fetch waits for it (or ctx)
+	gate  chan struct{} // when set, Fetch waits for it (or ctx, unless stubborn)
+
+	stubborn bool // Fetch waits for gate even when its ctx is done
 
 	mu          sync.Mutex
 	versions    map[string][]Version
@@ -185,7 +187,9 @@ func (f *fakeLoader) Fetch(ctx context.Context, v *Version) (Files, error) {
 		f.inFlight[key]--
 		f.mu.Unlock()
 	}()
-	if f.gate != nil {
+	if f.gate != nil && f.stubborn {
+		<-f.gate
+	} else if f.gate != nil {
 		select {
 		case <-f.gate:
 		case <-ctx.Done():
