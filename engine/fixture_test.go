@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchyard-ai/switchyard/engine"
 	"github.com/switchyard-ai/switchyard/internal/testshared"
+	"github.com/switchyard-ai/switchyard/kernels"
 	"github.com/switchyard-ai/switchyard/lora"
 	"github.com/switchyard-ai/switchyard/model"
 )
@@ -44,6 +45,7 @@ func TestFixtures(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close()
+			m.KVDType = kernels.F32 // compared with the reference at logitTol
 			e := &engine.Engine{Model: m}
 			adapters := map[string]*lora.Adapter{}
 			for an, ae := range fx.Adapters {

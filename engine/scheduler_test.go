@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard-ai/switchyard/engine"
 	"github.com/switchyard-ai/switchyard/internal/testshared"
+	"github.com/switchyard-ai/switchyard/kernels"
 	"github.com/switchyard-ai/switchyard/lora"
 	"github.com/switchyard-ai/switchyard/model"
 	"github.com/switchyard-ai/switchyard/tokenizer"
@@ -37,6 +38,7 @@ func loadCase(t *testing.T, name string) *fixtureCase {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	m.KVDType = kernels.F32 // compared with the reference at logitTol
 	tok, err := engine.LoadTokenizer(m, filepath.Join(dir, "model"))
 	if err != nil {
 		t.Fatal(err)

@@ -74,6 +74,48 @@ func TestAxpyRows(t *testing.T) {
 	})
 }
 
+// TestAxpyRowsF16 checks the f16 rows against the same sums over their
+// exactly widened values, every implementation, every strided shape.
+func TestAxpyRowsF16(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(14, 14))
+		for _, s := range stridedShapes {
+			n, rows, cols := s[0], s[1], s[2]
+			ys, as, xs := cols+3, rows+5, cols+7
+			y, a := randFloats(rng, n*ys), randFloats(rng, n*as)
+			x := make([]uint16, rows*xs)
+			EncodeF16(x, randFloats(rng, rows*xs))
+			y0 := append([]float32(nil), y...)
+			AxpyRowsF16(y, ys, a, as, n, x, xs, rows, cols)
+			for i := range y {
+				tok, c := i/ys, i%ys
+				want, bound := float64(y0[i]), math.Abs(float64(y0[i]))
+				if c < cols {
+					for r := range rows {
+						p := float64(a[tok*as+r]) * float64(F16ToF32(x[r*xs+c]))
+						want += p
+						bound += math.Abs(p)
+					}
+				}
+				if math.Abs(float64(y[i])-want) > 1e-5*bound+1e-7 {
+					t.Fatalf("%v: y[%d][%d] = %g, want %g", s, tok, c, y[i], want)
+				}
+			}
+		}
+	})
+}
+
+func TestEncodeF16(t *testing.T) {
+	src := []float32{0, -0, 1, -2.5, 65504, 70000, 1e-8, 6e-5, float32(math.Inf(-1)), 0.1}
+	dst := make([]uint16, len(src))
+	EncodeF16(dst, src)
+	for i, v := range src {
+		if dst[i] != F32ToF16(v) {
+			t.Errorf("EncodeF16(%g) = %#04x, want %#04x", v, dst[i], F32ToF16(v))
+		}
+	}
+}
+
 func TestStridedRejectsShortSlices(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -83,6 +125,7 @@ func TestStridedRejectsShortSlices(t *testing.T) {
 		{"DotRows w", func() { DotRows(make([]float32, 8), 4, make([]float32, 16), 8, 2, make([]float32, 31), 8, 4, 8) }},
 		{"AxpyRows x", func() { AxpyRows(make([]float32, 16), 8, make([]float32, 8), 4, 2, make([]float32, 31), 8, 4, 8) }},
 		{"AxpyRows a", func() { AxpyRows(make([]float32, 16), 8, make([]float32, 7), 4, 2, make([]float32, 32), 8, 4, 8) }},
+		{"AxpyRowsF16 x", func() { AxpyRowsF16(make([]float32, 16), 8, make([]float32, 8), 4, 2, make([]uint16, 31), 8, 4, 8) }},
 	} {
 		func() {
 			defer func() {

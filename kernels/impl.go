@@ -17,6 +17,7 @@ type impl struct {
 	rmsNorm    func(out, x, weight []float32, eps float32)
 	dotRows    func(y []float32, ystride int, x []float32, xstride, n int, w []float32, wstride, rows, cols int)
 	axpyRows   func(y []float32, ystride int, a []float32, astride, n int, x []float32, xstride, rows, cols int)
+	axpyRows16 func(y []float32, ystride int, a []float32, astride, n int, x []uint16, xstride, rows, cols int)
 	expSum     func(x []float32, max, scale float32) float32 // x[i] = exp((x[i]-max)·scale); returns Σ
 	siluMul    func(gate, up []float32)
 }
@@ -31,6 +32,7 @@ var goImpl = &impl{
 	rmsNorm:    rmsNormGo,
 	dotRows:    dotRowsGo,
 	axpyRows:   axpyRowsGo,
+	axpyRows16: axpyRowsF16Go,
 	expSum:     expSumGo,
 	siluMul:    siluMulGo,
 }

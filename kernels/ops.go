@@ -88,6 +88,29 @@ func AxpyRows(y []float32, ystride int, a []float32, astride, n int, x []float32
 	active.axpyRows(y, ystride, a, astride, n, x, xstride, rows, cols)
 }
 
+// AxpyRowsF16 is AxpyRows for rows x stored as IEEE half floats (bit
+// patterns, as F32ToF16 makes them): attention over an f16 KV cache,
+// which reads half the bytes of a float32 one. Each value of x is widened
+// exactly, so the result is AxpyRows's on the widened rows.
+func AxpyRowsF16(y []float32, ystride int, a []float32, astride, n int, x []uint16, xstride, rows, cols int) {
+	if n <= 0 || rows <= 0 || cols <= 0 {
+		return
+	}
+	checkStrided("AxpyRowsF16 y", len(y), n, ystride, cols)
+	checkStrided("AxpyRowsF16 a", len(a), n, astride, rows)
+	checkStrided("AxpyRowsF16 x", len(x), rows, xstride, cols)
+	active.axpyRows16(y, ystride, a, astride, n, x, xstride, rows, cols)
+}
+
+// EncodeF16 rounds src to IEEE half floats in dst (F32ToF16 for each
+// value); dst must be at least as long as src.
+func EncodeF16(dst []uint16, src []float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = F32ToF16(v)
+	}
+}
+
 // checkStrided panics unless a slice of length size holds n rows of width
 // values stride apart, so that no kernel reads or writes past it.
 func checkStrided(what string, size, n, stride, width int) {

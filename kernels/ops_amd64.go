@@ -122,6 +122,21 @@ func axpyRowsAVX2(y []float32, ystride int, a []float32, astride, n int, x []flo
 	}
 }
 
+// axpyRowsF16AVX2Slices is AxpyRowsF16 for both AVX2 and AVX-512, as
+// axpyRowsAVX2 is AxpyRows.
+func axpyRowsF16AVX2Slices(y []float32, ystride int, a []float32, astride, n int, x []uint16, xstride, rows, cols int) {
+	const width, maxT = 16, 6
+	c := 0
+	for ; c+width <= cols; c += width {
+		for t := 0; t < n; t += maxT {
+			axpyRowsF16AVX2(&y[t*ystride+c], ystride, &a[t*astride], astride, &x[c], xstride, min(maxT, n-t), rows)
+		}
+	}
+	if c < cols {
+		axpyRowsF16Go(y[c:], ystride, a, astride, n, x[c:], xstride, rows, cols-c)
+	}
+}
+
 func expSumSlices(x []float32, max, scale float32) float32 {
 	k := len(x) &^ 7
 	var sum float32

@@ -103,6 +103,19 @@ func axpyRowsGo(y []float32, ystride int, a []float32, astride, n int, x []float
 	}
 }
 
+// axpyRowsF16Go is the pure-Go AxpyRowsF16.
+func axpyRowsF16Go(y []float32, ystride int, a []float32, astride, n int, x []uint16, xstride, rows, cols int) {
+	for t := range n {
+		yt := y[t*ystride : t*ystride+cols]
+		for r := range rows {
+			alpha := a[t*astride+r]
+			for c, v := range x[r*xstride : r*xstride+cols] {
+				yt[c] += alpha * F16ToF32(v)
+			}
+		}
+	}
+}
+
 // expSumGo sets x[i] = exp((x[i]-max)·scale) and returns their sum.
 func expSumGo(x []float32, max, scale float32) float32 {
 	var sum float32

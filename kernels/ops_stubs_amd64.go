@@ -75,10 +75,18 @@ func sumSquaresAVX512(x *float32, n int) float64
 func scaleMulAVX512(out *float32, x *float32, w *float32, scale float32, n int)
 
 // axpyRowsF32AVX2 adds Σ_{r<rows} a[t*astride+r]·x[r*xstride+c] to
-// y[t*ystride+c] for nt <= 6 tokens t and 16 columns c. Strides are in floats.
+// y[t*ystride+c] for nt <= 6 tokens t and 16 columns c of F32 values x.
+// Strides are in elements.
 //
 //go:noescape
 func axpyRowsF32AVX2(y *float32, ystride int, a *float32, astride int, x *float32, xstride int, nt int, rows int)
+
+// axpyRowsF16AVX2 adds Σ_{r<rows} a[t*astride+r]·x[r*xstride+c] to
+// y[t*ystride+c] for nt <= 6 tokens t and 16 columns c of F16 values x.
+// Strides are in elements.
+//
+//go:noescape
+func axpyRowsF16AVX2(y *float32, ystride int, a *float32, astride int, x *uint16, xstride int, nt int, rows int)
 
 // expSumAVX2 sets x[i] = exp((x[i]-max)·scale) for i < n and returns their
 // sum; n is a multiple of 8.

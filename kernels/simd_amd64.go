@@ -67,6 +67,7 @@ func (s *simd) impl(name string) *impl {
 		rmsNorm:    s.rmsNorm,
 		dotRows:    s.dotRows,
 		axpyRows:   axpyRowsAVX2,
+		axpyRows16: axpyRowsF16AVX2Slices,
 		expSum:     expSumSlices,
 		siluMul:    siluMulSlices,
 	}

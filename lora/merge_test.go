@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/switchyard-ai/switchyard/internal/testshared"
+	"github.com/switchyard-ai/switchyard/kernels"
 	"github.com/switchyard-ai/switchyard/lora"
 	"github.com/switchyard-ai/switchyard/model"
 )
@@ -21,6 +22,7 @@ func TestMergeMatchesUnmerged(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			m.KVDType = kernels.F32 // compared with the reference at logitTol
 			a, err := lora.Load(filepath.Join(dir, ae.Dir), &m.Config)
 			if err != nil {
 				t.Fatal(err)

@@ -19,6 +19,12 @@ type Model struct {
 	Weights Weights
 	GGUF    *gguf.File // the file the model came from, when it was GGUF (for its tokenizer)
 
+	// KVDType is how the KV caches made from now on store keys and
+	// values: F32 or F16. Load picks F32 for a model whose projections
+	// are all F32 and F16 for the rest (16-bit or quantised weights),
+	// as vLLM's "auto" follows the model's dtype.
+	KVDType kernels.DType
+
 	pool    *kernels.Pool
 	ownPool bool
 	closers []io.Closer
@@ -212,14 +218,24 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 	// as rows, keys into their block's columns (see KVPool).
 	t := 0
 	for _, s := range seqs {
-		k, v := s.Cache.pool.k[l], s.Cache.pool.v[l]
-		bt := s.Cache.pool.blockTokens
+		p := s.Cache.pool
+		bt := p.blockTokens
 		for j := range s.Tokens {
 			r := s.Cache.row(s.Cache.Len + j)
-			copy(v[r*kvDim:(r+1)*kvDim], sc.v[t*kvDim:(t+1)*kvDim])
-			kc := k[(r-r%bt)*kvDim+r%bt:] // the block's column of position r
-			for i, x := range sc.k[t*kvDim : (t+1)*kvDim] {
-				kc[i*bt] = x
+			col := (r-r%bt)*kvDim + r%bt // the block's column of position r
+			key, value := sc.k[t*kvDim:(t+1)*kvDim], sc.v[t*kvDim:(t+1)*kvDim]
+			if p.dtype == kernels.F16 {
+				kernels.EncodeF16(p.v16[l][r*kvDim:(r+1)*kvDim], value)
+				kc := p.k16[l][col:]
+				for i, x := range key {
+					kc[i*bt] = kernels.F32ToF16(x)
+				}
+			} else {
+				copy(p.v[l][r*kvDim:(r+1)*kvDim], value)
+				kc := p.k[l][col:]
+				for i, x := range key {
+					kc[i*bt] = x
+				}
 			}
 			t++
 		}
@@ -282,8 +298,6 @@ func (a *attnTask) run(worker, _, _ int) {
 	c, sc := &a.m.Config, &a.m.scratch
 	group, hd := c.Heads/c.KVHeads, c.HeadDim
 	qDim := c.Heads * hd
-	buf := a.m.pool.Scratch(worker, group*a.maxLen+2*group)
-	scores, mx, sum := buf[:group*a.maxLen], buf[group*a.maxLen:group*a.maxLen+group], buf[group*a.maxLen+group:]
 	for {
 		item := a.items - a.next.Add(1) // counts down from items-1
 		if item < 0 {
@@ -294,6 +308,12 @@ func (a *attnTask) run(worker, _, _ int) {
 		s := a.seqs[sc.tokSeq[t]]
 		rows := sc.q[t*qDim+kvh*group*hd : t*qDim+(kvh+1)*group*hd]
 		npos := int(sc.tokPos[t]) + 1
+		// Scores for every position, in rows padded to whole blocks
+		// (see attendRange), then the maxima and sums.
+		bt := s.Cache.pool.blockTokens
+		ns := (npos + bt - 1) / bt * bt
+		buf := a.m.pool.Scratch(worker, group*ns+2*group)
+		scores, mx, sum := buf[:group*ns], buf[group*ns:group*ns+group], buf[group*ns+group:]
 		if a.parts == 1 {
 			out := sc.att[t*qDim+kvh*group*hd : t*qDim+(kvh+1)*group*hd]
 			attendRange(out, rows, group, s.Cache, a.layer, 0, npos, kvh*hd, scores, mx, sum)
@@ -305,7 +325,6 @@ func (a *attnTask) run(worker, _, _ int) {
 		// Part p of the positions, in whole blocks, into the pair's
 		// slot of sc.part: the unnormalised output rows, then the maxima
 		// and sums.
-		bt := s.Cache.pool.blockTokens
 		chunk := ((npos+a.parts-1)/a.parts + bt - 1) / bt * bt
 		p0, p1 := part*chunk, min((part+1)*chunk, npos)
 		slot := sc.part[int(item)*group*(hd+2) : (int(item)+1)*group*(hd+2)]
@@ -365,27 +384,42 @@ func (m *Model) mergeParts(pairs, parts int) {
 // q and out hold g rows of HeadDim values; off is the KV head's offset
 // inside a cached row; p0 is a multiple of the block size. The positions
 // are visited block by block through the cache's block table. Both
-// products are AxpyRows, which needs no horizontal sums: q·Kᵀ runs over a
-// block's key columns (the keys of a block are stored transposed), p·V
-// over its value rows. scores holds g*(p1-p0) floats.
+// products are AxpyRows (AxpyRowsF16 for an F16 cache), which needs no
+// horizontal sums: q·Kᵀ runs over a block's key columns (the keys of a
+// block are stored transposed), p·V over its value rows.
+//
+// Each head's scores take a row of p1-p0 rounded up to whole blocks, so
+// that q·Kᵀ covers every block whole, its last block included: the
+// kernels then take all BlockTokens columns at once, and the columns past
+// p1 (keys not written yet, or left by an earlier sequence) land in the
+// padding, which nothing reads. scores holds g times that row.
 func attendRange(out, q []float32, g int, c *Cache, l, p0, p1, off int, scores, mx, sum []float32) {
-	hd, bt, stride := len(q)/g, c.pool.blockTokens, c.pool.kvDim
-	keys, values := c.pool.k[l], c.pool.v[l]
+	pool := c.pool
+	hd, bt, stride := len(q)/g, pool.blockTokens, pool.kvDim
 	n := p1 - p0
-	scores = scores[:g*n]
+	ns := (n + bt - 1) / bt * bt
+	scores = scores[:g*ns]
 	clear(scores)
 	for b, p := p0/bt, p0; p < p1; b, p = b+1, p+bt {
-		base := int(c.blocks[b]) * bt * stride
-		kernels.AxpyRows(scores[p-p0:], n, q, hd, g, keys[base+off*bt:], bt, hd, min(bt, p1-p))
+		k := int(c.blocks[b])*bt*stride + off*bt
+		if pool.dtype == kernels.F16 {
+			kernels.AxpyRowsF16(scores[p-p0:], ns, q, hd, g, pool.k16[l][k:], bt, hd, bt)
+		} else {
+			kernels.AxpyRows(scores[p-p0:], ns, q, hd, g, pool.k[l][k:], bt, hd, bt)
+		}
 	}
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	for h := range g {
-		mx[h], sum[h] = kernels.SoftmaxParts(scores[h*n:(h+1)*n], scale)
+		mx[h], sum[h] = kernels.SoftmaxParts(scores[h*ns:h*ns+n], scale)
 	}
 	clear(out)
 	for b, p := p0/bt, p0; p < p1; b, p = b+1, p+bt {
-		r := int(c.blocks[b])*bt*stride + off
-		kernels.AxpyRows(out, hd, scores[p-p0:], n, g, values[r:], stride, min(bt, p1-p), hd)
+		v := int(c.blocks[b])*bt*stride + off
+		if pool.dtype == kernels.F16 {
+			kernels.AxpyRowsF16(out, hd, scores[p-p0:], ns, g, pool.v16[l][v:], stride, min(bt, p1-p), hd)
+		} else {
+			kernels.AxpyRows(out, hd, scores[p-p0:], ns, g, pool.v[l][v:], stride, min(bt, p1-p), hd)
+		}
 	}
 }
 

@@ -2,16 +2,26 @@ package model_test
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/switchyard-ai/switchyard/internal/testshared"
+	"github.com/switchyard-ai/switchyard/kernels"
 	"github.com/switchyard-ai/switchyard/model"
 )
 
-const logitTol = 1e-4
+// logitTol is the largest logit difference from the float64 reference
+// the fixture tests allow with a float32 KV cache. With an F16 one (each
+// cached key and value rounded to 11 significant bits) they allow
+// f16CacheTol times the largest reference logit: the fixtures' models
+// come within a third of it.
+const (
+	logitTol    = 1e-4
+	f16CacheTol = 2e-3
+)
 
 // greedy runs argmax decoding for steps tokens after prompt.
 func greedy(t *testing.T, m *model.Model, prompt []int, steps int) []int {
@@ -43,7 +53,8 @@ func argmax(v []float32) int {
 
 // TestFixtureBase checks the base model of every fixture case against the
 // float64 reference: logits at every position of prompt 0, last logits of
-// every prompt, and greedy ids.
+// every prompt, and greedy ids; with a float32 KV cache, and again with
+// an F16 one, within f16CacheTol.
 func TestFixtureBase(t *testing.T) {
 	for _, name := range testshared.FixtureCases {
 		t.Run(name, func(t *testing.T) {
@@ -58,7 +69,23 @@ func TestFixtureBase(t *testing.T) {
 	}
 }
 
+// checkFixtureBase runs the checks of TestFixtureBase on m, with an F32
+// KV cache and then an F16 one.
 func checkFixtureBase(t *testing.T, m *model.Model, fx *testshared.Fixture) {
+	t.Helper()
+	m.KVDType = kernels.F32
+	checkFixtureBaseTol(t, m, fx, logitTol)
+	m.KVDType = kernels.F16
+	top := 0.0
+	for _, l := range fx.Base.LastLogits {
+		for _, v := range l {
+			top = max(top, math.Abs(float64(v)))
+		}
+	}
+	checkFixtureBaseTol(t, m, fx, f16CacheTol*top)
+}
+
+func checkFixtureBaseTol(t *testing.T, m *model.Model, fx *testshared.Fixture, logitTol float64) {
 	t.Helper()
 	p0 := fx.Prompts[0]
 	logits, err := m.Forward([]model.Seq{{Cache: m.NewCache(len(p0)), Tokens: p0, AllLogits: true}}, nil)

@@ -86,6 +86,8 @@ func TestKQuantModel(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer mf.Close()
+			// Both caches float32: only the weights may differ.
+			mq.KVDType, mf.KVDType = kernels.F32, kernels.F32
 			if got := mq.Weights.Layers[0].Proj[model.ModGate].DType; got != tc.gateAs {
 				t.Fatalf("gate_proj loaded as %v, want %v", got, tc.gateAs)
 			}

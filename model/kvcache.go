@@ -1,5 +1,7 @@
 package model
 
+import "github.com/switchyard-ai/switchyard/kernels"
+
 // KVPool is a paged key/value store shared by many sequences: every layer's
 // keys and values live in one slab cut into blocks of BlockTokens
 // positions, and each sequence's Cache lists the blocks it holds (its
@@ -11,41 +13,61 @@ package model
 // HeadDim, BlockTokens]), so that attention computes both q·Kᵀ and p·V as
 // sums of scaled rows, without horizontal sums.
 //
+// Keys and values are stored as float32 or as IEEE half floats (the
+// model's KVDType when the pool is made). Decode reads a sequence's whole
+// cache at every step, so half floats halve attention's memory traffic
+// and double the positions a memory budget holds, at a rounding error of
+// 2⁻¹¹ relative in each cached value.
+//
 // A KVPool and its caches are not safe for concurrent use; Forward and the
 // code that grows and frees caches must run on one goroutine.
 type KVPool struct {
-	blockTokens int         // positions per block
-	blocks      int         // blocks in the pool
-	kvDim       int         // floats per position and layer: KVHeads*HeadDim
-	k, v        [][]float32 // per layer, per block: keys [kvDim, blockTokens], values [blockTokens, kvDim]
-	free        []int32     // ids of the free blocks, used as a stack
+	dtype       kernels.DType // F32 or F16
+	blockTokens int           // positions per block
+	blocks      int           // blocks in the pool
+	kvDim       int           // values per position and layer: KVHeads*HeadDim
+	k, v        [][]float32   // F32: per layer, per block: keys [kvDim, blockTokens], values [blockTokens, kvDim]
+	k16, v16    [][]uint16    // F16: the same, as half floats
+	free        []int32       // ids of the free blocks, used as a stack
 }
 
-// KVBlockBytes returns the memory one block of blockTokens positions takes:
-// keys and values of every layer, float32.
+// KVBlockBytes returns the memory one block of blockTokens positions takes
+// in a pool NewKVPool makes: keys and values of every layer, stored as
+// the model's KVDType.
 func (m *Model) KVBlockBytes(blockTokens int) int64 {
 	c := &m.Config
-	return int64(2*c.Layers*blockTokens*c.KVHeads*c.HeadDim) * 4
+	size := int64(4)
+	if m.KVDType == kernels.F16 {
+		size = 2
+	}
+	return int64(2*c.Layers*blockTokens*c.KVHeads*c.HeadDim) * size
 }
 
 // NewKVPool returns a pool of blocks blocks of blockTokens positions each,
-// all free. It allocates blocks*KVBlockBytes(blockTokens) bytes at once.
+// all free, storing keys and values as the model's KVDType (F32 or F16).
+// It allocates blocks*KVBlockBytes(blockTokens) bytes at once.
 func (m *Model) NewKVPool(blockTokens, blocks int) *KVPool {
 	if blockTokens < 1 || blocks < 0 {
 		panic("model: NewKVPool needs blockTokens >= 1 and blocks >= 0")
 	}
+	if m.KVDType != kernels.F32 && m.KVDType != kernels.F16 {
+		panic("model: a KV cache stores F32 or F16, not " + m.KVDType.String())
+	}
 	c := &m.Config
 	p := &KVPool{
+		dtype:       m.KVDType,
 		blockTokens: blockTokens,
 		blocks:      blocks,
 		kvDim:       c.KVHeads * c.HeadDim,
-		k:           make([][]float32, c.Layers),
-		v:           make([][]float32, c.Layers),
 		free:        make([]int32, blocks),
 	}
-	for l := range p.k {
-		p.k[l] = make([]float32, blocks*blockTokens*p.kvDim)
-		p.v[l] = make([]float32, blocks*blockTokens*p.kvDim)
+	size := blocks * blockTokens * p.kvDim
+	for range c.Layers {
+		if p.dtype == kernels.F16 {
+			p.k16, p.v16 = append(p.k16, make([]uint16, size)), append(p.v16, make([]uint16, size))
+		} else {
+			p.k, p.v = append(p.k, make([]float32, size)), append(p.v, make([]float32, size))
+		}
 	}
 	// Hand out low ids first, which keeps a small pool's memory dense.
 	for i := range p.free {
@@ -53,6 +75,9 @@ func (m *Model) NewKVPool(blockTokens, blocks int) *KVPool {
 	}
 	return p
 }
+
+// DType returns the type the pool stores keys and values as.
+func (p *KVPool) DType() kernels.DType { return p.dtype }
 
 // BlockTokens returns the number of positions per block.
 func (p *KVPool) BlockTokens() int { return p.blockTokens }

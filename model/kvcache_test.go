@@ -1,17 +1,20 @@
 package model_test
 
 import (
+	"math"
 	"slices"
 	"testing"
 
 	"github.com/switchyard-ai/switchyard/internal/testshared"
+	"github.com/switchyard-ai/switchyard/kernels"
 	"github.com/switchyard-ai/switchyard/model"
 )
 
 // TestPagedCache prefills every prompt of a case in chunks, all prompts
 // side by side in each Forward, from one pool of 3-position blocks handed
 // out in turn, so every cache's blocks are scattered; the logits must be
-// the reference's at every position of prompt 0 and at the last of each.
+// the reference's at every position of prompt 0 and at the last of each,
+// with an F32 pool and with an F16 one.
 func TestPagedCache(t *testing.T) {
 	fx := testshared.LoadFixture(t, "llama3_rope")
 	m, err := model.Load(testshared.Path(t, "fixtures", "llama3_rope", "model"), nil)
@@ -19,8 +22,32 @@ func TestPagedCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	if m.KVDType != kernels.F16 {
+		t.Errorf("a BF16 model's caches store %v, want F16", m.KVDType)
+	}
+	top := 0.0
+	for _, l := range fx.Base.LastLogits {
+		for _, v := range l {
+			top = max(top, math.Abs(float64(v)))
+		}
+	}
+	for _, tc := range []struct {
+		dt  kernels.DType
+		tol float64
+	}{{kernels.F32, logitTol}, {kernels.F16, f16CacheTol * top}} {
+		t.Run(tc.dt.String(), func(t *testing.T) {
+			m.KVDType = tc.dt
+			checkPagedCache(t, m, fx, tc.tol)
+		})
+	}
+}
+
+func checkPagedCache(t *testing.T, m *model.Model, fx *testshared.Fixture, logitTol float64) {
 	const chunk = 4
 	pool := m.NewKVPool(3, 100)
+	if pool.DType() != m.KVDType {
+		t.Errorf("pool stores %v, the model asks for %v", pool.DType(), m.KVDType)
+	}
 	caches := make([]*model.Cache, len(fx.Prompts))
 	for i := range caches {
 		caches[i] = pool.NewCache()
@@ -106,9 +133,23 @@ func TestCacheGrow(t *testing.T) {
 	if a.Cap != 0 || a.Len != 0 || pool.FreeBlocks() != 2 {
 		t.Fatalf("after Free: Cap %d, Len %d, %d free; want 0, 0, 2", a.Cap, a.Len, pool.FreeBlocks())
 	}
-	if want := m.KVBlockBytes(4); want != int64(2*m.Config.Layers*4*m.Config.KVHeads*m.Config.HeadDim*4) {
-		t.Errorf("KVBlockBytes(4) = %d", want)
+	if m.KVDType != kernels.F32 {
+		t.Errorf("an F32 model's caches store %v, want F32", m.KVDType)
 	}
+	if got := m.KVBlockBytes(4); got != int64(2*m.Config.Layers*4*m.Config.KVHeads*m.Config.HeadDim*4) {
+		t.Errorf("KVBlockBytes(4) = %d", got)
+	}
+	m.KVDType = kernels.F16
+	if got := m.KVBlockBytes(4); got != int64(2*m.Config.Layers*4*m.Config.KVHeads*m.Config.HeadDim*2) {
+		t.Errorf("F16: KVBlockBytes(4) = %d", got)
+	}
+	m.KVDType = kernels.BF16
+	defer func() {
+		if recover() == nil {
+			t.Errorf("NewKVPool made a BF16 pool")
+		}
+	}()
+	m.NewKVPool(4, 1)
 }
 
 // TestNewCacheCapacity checks that a cache from NewCache holds exactly the

@@ -40,6 +40,10 @@ func Load(path string, pool *kernels.Pool) (*Model, error) {
 		m.ownPool = true
 	}
 	m.init(pool)
+	m.KVDType = kernels.F16
+	if m.Weights.allF32() {
+		m.KVDType = kernels.F32
+	}
 	return m, nil
 }
 

@@ -95,6 +95,18 @@ func (w *Weights) StepBytes() int64 {
 	return n
 }
 
+// allF32 reports whether every projection is stored as F32.
+func (w *Weights) allF32() bool {
+	for _, l := range w.Layers {
+		for _, p := range l.Proj {
+			if p.DType != kernels.F32 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // toF32 converts a 1-D tensor of any supported dtype to float32.
 func toF32(dt kernels.DType, data []byte, n int) ([]float32, error) {
 	if n%dt.BlockSize() != 0 || len(data) != dt.RowBytes(n) {

@@ -52,7 +52,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		format    = fs.String("format", "table", "output: table or json")
 		reps      = fs.Int("reps", 3, "measure every row this many times, in turn, and keep the best")
 		profile   = fs.String("cpuprofile", "", "write a CPU profile of the measurements to this file")
+		kvDType   kvCacheDType
 	)
+	fs.Var(&kvDType, "kv-cache-dtype", kvCacheDTypeUsage)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,6 +83,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer m.Close()
+	kvDType.apply(m)
 	c := &m.Config
 	if c.MaxPositions > 0 && *prompt+*steps > c.MaxPositions {
 		return fmt.Errorf("bench: %d prompt + %d decode tokens exceed the context (%d)", *prompt, *steps, c.MaxPositions)

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/switchyard-ai/switchyard/engine"
+	"github.com/switchyard-ai/switchyard/kernels"
 	"github.com/switchyard-ai/switchyard/lora"
 	"github.com/switchyard-ai/switchyard/model"
 )
@@ -23,6 +24,33 @@ type stringList []string
 
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// kvCacheDType is the --kv-cache-dtype flag: auto (the type Load picks,
+// see model.Model.KVDType), f32 or f16.
+type kvCacheDType string
+
+const kvCacheDTypeUsage = "KV cache storage: auto (f32 for F32 models, f16 for the rest), f32 or f16"
+
+func (k *kvCacheDType) String() string { return string(*k) }
+
+func (k *kvCacheDType) Set(v string) error {
+	switch v {
+	case "auto", "f32", "f16":
+		*k = kvCacheDType(v)
+		return nil
+	}
+	return fmt.Errorf("must be auto, f32 or f16, not %q", v)
+}
+
+// apply sets m's KV cache type, unless the flag is auto (or unset).
+func (k kvCacheDType) apply(m *model.Model) {
+	switch k {
+	case "f32":
+		m.KVDType = kernels.F32
+	case "f16":
+		m.KVDType = kernels.F16
+	}
+}
 
 // generateOutput is one result of --format json (and one --batch line).
 type generateOutput struct {
@@ -64,10 +92,12 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		logits      = fs.Bool("logits", false, "include the raw logits at the last prompt position (json only)")
 		format      = fs.String("format", "text", "output format: text or json")
 		ignoreEOS   = fs.Bool("ignore-eos", false, "keep generating past end-of-sequence tokens")
+		kvDType     kvCacheDType
 		merge       = fs.Bool("merge", false, "fold --adapter into the base weights (a dedicated model) instead of applying it per token")
 		stops       stringList
 	)
 	fs.Var(&stops, "stop", "stop string (repeatable)")
+	fs.Var(&kvDType, "kv-cache-dtype", kvCacheDTypeUsage)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -97,6 +127,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer m.Close()
+	kvDType.apply(m)
 	tok, err := engine.LoadTokenizer(m, *modelPath)
 	if err != nil {
 		return err

@@ -89,8 +89,10 @@ func TestFixturesThroughCLI(t *testing.T) {
 			data, _ := os.ReadFile(filepath.Join(dir, "model", "config.json"))
 			json.Unmarshal(data, &cfg)
 			check := func(label string, args []string, logits []float32, greedy []int) {
+				// A float32 KV cache: the logits are compared with the
+				// reference at 1e-4 (model's tests check f16 caches).
 				out, err := cli(t, append([]string{"generate", "--model", filepath.Join(dir, "model"), "--temperature", "0",
-					"--format", "json", "--logits"}, args...)...)
+					"--format", "json", "--logits", "--kv-cache-dtype", "f32"}, args...)...)
 				if err != nil {
 					t.Fatalf("%s: %v", label, err)
 				}
@@ -125,7 +127,7 @@ func TestFixturesThroughCLI(t *testing.T) {
 			}
 			batch := filepath.Join(t.TempDir(), "batch.jsonl")
 			os.WriteFile(batch, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
-			out, err := cli(t, "generate", "--model", filepath.Join(dir, "model"), "--batch", batch, "--logits", "--ignore-eos")
+			out, err := cli(t, "generate", "--model", filepath.Join(dir, "model"), "--batch", batch, "--logits", "--ignore-eos", "--kv-cache-dtype", "f32")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,6 +196,7 @@ func TestBadInput(t *testing.T) {
 		{"bad batch line", []string{"--model", tiny, "--batch", batch}, "bad.jsonl:2"},
 		{"bad format", []string{"--model", tiny, "--prompt-ids", "1", "--format", "xml"}, "--format"},
 		{"negative temperature", []string{"--model", tiny, "--prompt-ids", "1", "--temperature", "-1"}, "temperature"},
+		{"bad kv cache dtype", []string{"--model", tiny, "--prompt-ids", "1", "--kv-cache-dtype", "q8"}, "kv-cache-dtype"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := cli(t, append([]string{"generate"}, tc.args...)...)

@@ -38,6 +38,7 @@ type serveOptions struct {
 	allowOnDemand   bool
 	maxRequestBytes int64
 	sched           engine.SchedulerOptions
+	kvDType         kvCacheDType
 	tier0, tier1    int64
 	log             *slog.Logger
 }
@@ -84,6 +85,7 @@ func startServer(ctx context.Context, o serveOptions) (_ *runningServer, err err
 		return nil, err
 	}
 	rs.closers = append(rs.closers, func() { m.Close() })
+	o.kvDType.apply(m)
 	tok, err := engine.LoadTokenizer(m, o.modelPath)
 	if err != nil {
 		return nil, err
@@ -236,6 +238,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.sched.MaxSeqs, "max-seqs", 64, "most requests running at once")
 	fs.IntVar(&o.sched.MaxBatchTokens, "max-batch-tokens", 512, "most tokens per model step")
 	fs.IntVar(&o.sched.MaxQueue, "max-queue", 256, "most requests waiting; beyond it requests get 429")
+	fs.Var(&o.kvDType, "kv-cache-dtype", kvCacheDTypeUsage)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

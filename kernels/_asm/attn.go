@@ -21,20 +21,25 @@ import (
 // repeats it.
 const axpyRowsTokens = 6
 
-// genAxpyRows emits axpyRowsF32AVX2, the "P·V" step of attention:
+// genAxpyRows emits axpyRows<DType>AVX2, both products of attention
+// (q·Kᵀ over transposed keys, p·V over values) for a KV cache stored as
+// dt (f32 or f16):
 //
 //	y[t*ystride+c] += Σ_{r<rows} a[t*astride+r]·x[r*xstride+c]
 //
 // for nt <= 6 tokens t and the 16 columns c of two vectors. Strides are in
-// floats. Each row of x is loaded once for all tokens. Layout:
-// accumulator of token t, vector j in Y(2t+j); row vectors Y12, Y13; the
-// broadcast coefficient Y14.
-func genAxpyRows() {
+// elements. Each row of x is loaded (and converted) once for all tokens.
+// Layout: accumulator of token t, vector j in Y(2t+j); row vectors Y12,
+// Y13; the broadcast coefficient Y14.
+func genAxpyRows(dt dtype) {
 	v := avx2
-	TEXT("axpyRowsF32AVX2", NOSPLIT, "func(y *float32, ystride int, a *float32, astride int, x *float32, xstride int, nt, rows int)")
+	name := "axpyRows" + dt.name + "AVX2"
+	xType := map[string]string{"F32": "*float32", "F16": "*uint16"}[dt.name]
+	TEXT(name, NOSPLIT, "func(y *float32, ystride int, a *float32, astride int, x "+xType+", xstride int, nt, rows int)")
 	Pragma("noescape")
-	Doc("axpyRowsF32AVX2 adds Σ_{r<rows} a[t*astride+r]·x[r*xstride+c] to",
-		fmt.Sprintf("y[t*ystride+c] for nt <= %d tokens t and 16 columns c. Strides are in floats.", axpyRowsTokens))
+	Doc(name+" adds Σ_{r<rows} a[t*astride+r]·x[r*xstride+c] to",
+		fmt.Sprintf("y[t*ystride+c] for nt <= %d tokens t and 16 columns c of %s values x.", axpyRowsTokens, dt.name),
+		"Strides are in elements.")
 	nt := Load(Param("nt"), GP64())
 	for T := 1; T < axpyRowsTokens; T++ {
 		CMPQ(nt, U8(T))
@@ -69,7 +74,7 @@ func genAxpyRows() {
 		}
 		x := Load(Param("x"), GP64())
 		xs := Load(Param("xstride"), GP64())
-		SHLQ(U8(2), xs)
+		SHLQ(U8(map[int]uint8{4: 2, 2: 1}[dt.size]), xs)
 		rows := Load(Param("rows"), GP64())
 		r := GP64()
 		XORQ(r, r)
@@ -78,8 +83,8 @@ func genAxpyRows() {
 		JZ(LabelRef(done))
 
 		Label(loop)
-		VMOVUPS(Mem{Base: x}, ymm[12])
-		VMOVUPS(Mem{Base: x, Disp: v.bytes}, ymm[13])
+		v.loadW(dt, Mem{Base: x}, ymm[12])
+		v.loadW(dt, Mem{Base: x, Disp: v.lanes * dt.size}, ymm[13])
 		for t := range T {
 			VBROADCASTSS(Mem{Base: at[t], Index: r, Scale: 4}, ymm[14])
 			VFMADD231PS(ymm[12], ymm[14], acc(t, 0))

@@ -53,7 +53,8 @@ func main() {
 			genSumSquares(v)
 			genScaleMul(v)
 		}
-		genAxpyRows()
+		genAxpyRows(f32)
+		genAxpyRows(f16)
 		genExpSum()
 		genSiLUMul()
 	default:
