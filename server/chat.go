@@ -298,19 +298,14 @@ func (s *Server) streamChat(w http.ResponseWriter, r *http.Request, req *chatReq
 			return
 		}
 	}
-	for _, c := range states {
-		if !c.done {
-			sse.fail(fmt.Errorf("the generation ended early: %w", context.Cause(r.Context())))
-			return
-		}
-	}
+	var usageChunk any
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		chunk := resp
 		chunk.Choices = []chatChoice{}
 		chunk.Usage = &u
-		sse.send(chunk)
+		usageChunk = chunk
 	}
-	sse.done()
+	sse.finish(r.Context(), states, usageChunk)
 }
 
 // chatLogprobs builds a chat choice's logprobs with top alternatives per

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -210,19 +209,14 @@ func (s *Server) streamCompletion(w http.ResponseWriter, r *http.Request, req *c
 			return // the client is gone; leaving cancels the generations
 		}
 	}
-	for _, c := range states {
-		if !c.done {
-			sse.fail(fmt.Errorf("the generation ended early: %w", context.Cause(r.Context())))
-			return
-		}
-	}
+	var usageChunk any
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		chunk := resp
 		chunk.Choices = []completionChoice{}
 		chunk.Usage = &u
-		sse.send(chunk)
+		usageChunk = chunk
 	}
-	sse.done()
+	sse.finish(r.Context(), states, usageChunk)
 }
 
 // completionLogprobs builds the legacy logprobs object; offset is the

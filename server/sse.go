@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 )
 
@@ -54,6 +56,22 @@ func (s *sseWriter) raw(b []byte) error {
 func (s *sseWriter) fail(err error) {
 	ae := eventError(err)
 	s.send(map[string]any{"error": ae})
+}
+
+// finish ends a stream of choices: an error event if one of them did not
+// finish (the request's context ended first), else usageChunk (nil when
+// the client did not ask for usage) and [DONE].
+func (s *sseWriter) finish(ctx context.Context, states []*choiceState, usageChunk any) {
+	for _, c := range states {
+		if !c.done {
+			s.fail(fmt.Errorf("the generation ended early: %w", context.Cause(ctx)))
+			return
+		}
+	}
+	if usageChunk != nil {
+		s.send(usageChunk)
+	}
+	s.done()
 }
 
 // done sends the terminating "[DONE]" event.
