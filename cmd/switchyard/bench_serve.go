@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,10 +24,11 @@ import (
 
 	"github.com/switchyard-ai/switchyard/engine"
 	"github.com/switchyard-ai/switchyard/formats/peft"
-	"github.com/switchyard-ai/switchyard/formats/safetensors"
 	"github.com/switchyard-ai/switchyard/kernels"
+	"github.com/switchyard-ai/switchyard/lora"
 	"github.com/switchyard-ai/switchyard/model"
 	"github.com/switchyard-ai/switchyard/model/testmodel"
+	"github.com/switchyard-ai/switchyard/train"
 )
 
 // serveBenchRow is one line of the bench serve table.
@@ -297,42 +297,14 @@ func modelConfig(path string) (*model.Config, error) {
 }
 
 // writeBenchAdapter writes (once, into the cache dir) a random PEFT
-// adapter of the given rank on q_proj and v_proj for the model at
-// modelPath, and returns its directory.
+// adapter (lora.Random) of the given rank on q_proj and v_proj for the
+// model at modelPath, and returns its directory.
 func writeBenchAdapter(cfg *model.Config, rank int, seed uint64, modelPath string) (string, error) {
 	dir := filepath.Join(cacheDir(), "adapters", fmt.Sprintf("%s-r%d-%d", modelName(modelPath), rank, seed))
-	if _, err := os.Stat(filepath.Join(dir, "adapter_model.safetensors")); err == nil {
+	// SavePEFT writes the config last, so a directory with it is complete.
+	if _, err := os.Stat(filepath.Join(dir, peft.ConfigFile)); err == nil {
 		return dir, nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	conf := &peft.Config{PeftType: "LORA", TaskType: "CAUSAL_LM", R: rank, LoraAlpha: float64(2 * rank),
-		TargetModules: []string{"q_proj", "v_proj"}, Bias: "none"}
-	js, err := conf.Marshal()
-	if err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, peft.ConfigFile), js, 0o644); err != nil {
-		return "", err
-	}
-	rng := rand.New(rand.NewPCG(seed, 3))
-	mat := func(rows, cols int) []byte {
-		b := make([]byte, 4*rows*cols)
-		for i := 0; i < len(b); i += 4 {
-			binary.LittleEndian.PutUint32(b[i:], math.Float32bits(float32(rng.NormFloat64()*0.02)))
-		}
-		return b
-	}
-	var ts []safetensors.Tensor
-	for l := range cfg.Layers {
-		for _, m := range []model.Module{model.ModQ, model.ModV} {
-			name := fmt.Sprintf("base_model.model.model.layers.%d.%s", l, m.Path())
-			ts = append(ts,
-				safetensors.Tensor{Name: name + ".lora_A.weight", DType: kernels.F32, Shape: []int{rank, cfg.InDim(m)}, Data: mat(rank, cfg.InDim(m))},
-				safetensors.Tensor{Name: name + ".lora_B.weight", DType: kernels.F32, Shape: []int{cfg.OutDim(m), rank}, Data: mat(cfg.OutDim(m), rank)})
-		}
-	}
-	// The weights are written last, so a directory with them is complete.
-	return dir, safetensors.WriteFile(filepath.Join(dir, "adapter_model.safetensors"), ts, map[string]string{"format": "pt"})
+	a := lora.Random(cfg, rank, []model.Module{model.ModQ, model.ModV}, kernels.F32, seed)
+	return dir, train.SavePEFT(dir, a, train.Options{Rank: rank}, modelName(modelPath))
 }
