@@ -412,14 +412,22 @@ func attendRange(out, q []float32, g int, c *Cache, l, p0, p1, off int, scores, 
 	for h := range g {
 		mx[h], sum[h] = kernels.SoftmaxParts(scores[h*ns:h*ns+n], scale)
 	}
+	// Value rows are stride apart across adjacent blocks too, so a run
+	// of blocks with consecutive ids is one call.
 	clear(out)
-	for b, p := p0/bt, p0; p < p1; b, p = b+1, p+bt {
-		v := int(c.blocks[b])*bt*stride + off
-		if pool.dtype == kernels.F16 {
-			kernels.AxpyRowsF16(out, hd, scores[p-p0:], ns, g, pool.v16[l][v:], stride, min(bt, p1-p), hd)
-		} else {
-			kernels.AxpyRows(out, hd, scores[p-p0:], ns, g, pool.v[l][v:], stride, min(bt, p1-p), hd)
+	for b, p := p0/bt, p0; p < p1; {
+		run := 1
+		for p+run*bt < p1 && c.blocks[b+run] == c.blocks[b]+int32(run) {
+			run++
 		}
+		v := int(c.blocks[b])*bt*stride + off
+		rows := min(run*bt, p1-p)
+		if pool.dtype == kernels.F16 {
+			kernels.AxpyRowsF16(out, hd, scores[p-p0:], ns, g, pool.v16[l][v:], stride, rows, hd)
+		} else {
+			kernels.AxpyRows(out, hd, scores[p-p0:], ns, g, pool.v[l][v:], stride, rows, hd)
+		}
+		b, p = b+run, p+run*bt
 	}
 }
 

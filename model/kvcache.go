@@ -146,8 +146,13 @@ func (c *Cache) Grow(n int) bool {
 	if need > len(c.pool.free) {
 		return false
 	}
+	// Pop the blocks in stack order, so that a cache grown at once from
+	// a fresh pool holds ascending, adjacent blocks (attention reads
+	// adjacent value blocks in one run).
 	f := c.pool.free
-	c.blocks = append(c.blocks, f[len(f)-need:]...)
+	for i := len(f) - 1; i >= len(f)-need; i-- {
+		c.blocks = append(c.blocks, f[i])
+	}
 	c.pool.free = f[:len(f)-need]
 	c.Cap = len(c.blocks) * c.pool.blockTokens
 	if c.limit > 0 {
