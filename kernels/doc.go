@@ -1,7 +1,8 @@
 // Package kernels owns the numeric inner loops of Switchyard: matrix
 // multiplication of batched f32 activations by weights stored as f32, bf16,
 // f16, q8_0, q5_0, q4_0, q4_K or q6_K, attention's small products over
-// strided cache rows (DotRows, AxpyRows), the vector operations of a
+// strided cache rows, float32 or f16 (DotRows, AxpyRows, AxpyRowsF16), the
+// vector operations of a
 // transformer layer (RMSNorm, softmax, SiLU) and the worker pool that
 // spreads them over the CPU cores.
 //

@@ -266,7 +266,7 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 		}
 		sc.part = fit[:pairs*parts*group*(hd+2)]
 	}
-	m.attn = attnTask{m: m, seqs: seqs, layer: l, maxLen: maxLen, parts: parts, items: int64(pairs * parts)}
+	m.attn = attnTask{m: m, seqs: seqs, layer: l, parts: parts, items: int64(pairs * parts)}
 	m.pool.Parallel(threads, 1, m.attnRun)
 	m.attn = attnTask{}
 	if parts > 1 {
@@ -281,13 +281,12 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 // Model, and its run method value is bound once, so that a step hands the
 // pool no new closure.
 type attnTask struct {
-	m      *Model
-	seqs   []Seq
-	layer  int
-	maxLen int          // the longest sequence after this step
-	parts  int          // parts of each (token, KV head) pair's positions
-	items  int64        // (token, KV head) pairs times parts
-	next   atomic.Int64 // items taken so far
+	m     *Model
+	seqs  []Seq
+	layer int
+	parts int          // parts of each (token, KV head) pair's positions
+	items int64        // (token, KV head) pairs times parts
+	next  atomic.Int64 // items taken so far
 }
 
 // minPartPositions is the fewest positions worth a part of their own.

@@ -17,7 +17,7 @@ import (
 // the fixture tests allow with a float32 KV cache. With an F16 one (each
 // cached key and value rounded to 11 significant bits) they allow
 // f16CacheTol times the largest reference logit: the fixtures' models
-// come within a third of it.
+// come within half of it.
 const (
 	logitTol    = 1e-4
 	f16CacheTol = 2e-3

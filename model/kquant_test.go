@@ -1,6 +1,7 @@
 package model_test
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -146,7 +147,18 @@ func TestStepBytes(t *testing.T) {
 // alone after a 600-token prompt, on 4 workers, has its positions split
 // in parts that are merged after; the same step batched with 3 other
 // sequences (enough work items, so no parts) must give the same logits.
+// It runs with F32 and F16 caches, each from NewCache (adjacent blocks)
+// and from one shared pool whose blocks the caches take in turn
+// (scattered blocks).
 func TestAttentionParts(t *testing.T) {
+	for _, dt := range []kernels.DType{kernels.F32, kernels.F16} {
+		for _, shared := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/shared=%v", dt, shared), func(t *testing.T) { checkAttentionParts(t, dt, shared) })
+		}
+	}
+}
+
+func checkAttentionParts(t *testing.T, dt kernels.DType, shared bool) {
 	s := testmodel.Tiny
 	s.MaxPositions = 1024
 	path := filepath.Join(t.TempDir(), "m.gguf")
@@ -160,11 +172,30 @@ func TestAttentionParts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	m.KVDType = dt
 	prompt := make([]int, 600)
 	for i := range prompt {
 		prompt[i] = (i*37 + 5) % s.Vocab
 	}
-	alone, batched := m.NewCache(700), m.NewCache(700)
+	caches := make([]*model.Cache, 5)
+	if shared {
+		pool := m.NewKVPool(model.CacheBlockTokens, 5*700/model.CacheBlockTokens)
+		for i := range caches {
+			caches[i] = pool.NewCache()
+		}
+		for n := model.CacheBlockTokens; n <= 608; n += model.CacheBlockTokens {
+			for _, c := range caches {
+				if !c.Grow(n) {
+					t.Fatalf("the pool ran out at %d positions", n)
+				}
+			}
+		}
+	} else {
+		for i := range caches {
+			caches[i] = m.NewCache(700)
+		}
+	}
+	alone, batched := caches[0], caches[1]
 	for _, c := range []*model.Cache{alone, batched} {
 		if _, err := m.Forward([]model.Seq{{Cache: c, Tokens: prompt}}, nil); err != nil {
 			t.Fatal(err)
@@ -172,7 +203,7 @@ func TestAttentionParts(t *testing.T) {
 	}
 	others := make([]model.Seq, 3)
 	for i := range others {
-		others[i] = model.Seq{Cache: m.NewCache(700), Tokens: prompt[:10+i]}
+		others[i] = model.Seq{Cache: caches[2+i], Tokens: prompt[:10+i]}
 	}
 	for step := range 3 {
 		tok := []int{(step*11 + 7) % s.Vocab}

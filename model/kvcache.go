@@ -17,7 +17,8 @@ import "github.com/switchyard-ai/switchyard/kernels"
 // model's KVDType when the pool is made). Decode reads a sequence's whole
 // cache at every step, so half floats halve attention's memory traffic
 // and double the positions a memory budget holds, at a rounding error of
-// 2⁻¹¹ relative in each cached value.
+// 2⁻¹¹ relative in each cached value. (A value beyond the half range,
+// ±65504, becomes an infinity, as in llama.cpp's default f16 cache.)
 //
 // A KVPool and its caches are not safe for concurrent use; Forward and the
 // code that grows and frees caches must run on one goroutine.
@@ -36,11 +37,19 @@ type KVPool struct {
 // the model's KVDType.
 func (m *Model) KVBlockBytes(blockTokens int) int64 {
 	c := &m.Config
-	size := int64(4)
-	if m.KVDType == kernels.F16 {
-		size = 2
+	return int64(2*c.Layers*blockTokens*c.KVHeads*c.HeadDim) * kvValueBytes(m.KVDType)
+}
+
+// kvValueBytes returns the size of one cached value of type dt, and
+// panics for a type a KV pool cannot store.
+func kvValueBytes(dt kernels.DType) int64 {
+	switch dt {
+	case kernels.F32:
+		return 4
+	case kernels.F16:
+		return 2
 	}
-	return int64(2*c.Layers*blockTokens*c.KVHeads*c.HeadDim) * size
+	panic("model: a KV cache stores F32 or F16, not " + dt.String())
 }
 
 // NewKVPool returns a pool of blocks blocks of blockTokens positions each,
@@ -50,9 +59,7 @@ func (m *Model) NewKVPool(blockTokens, blocks int) *KVPool {
 	if blockTokens < 1 || blocks < 0 {
 		panic("model: NewKVPool needs blockTokens >= 1 and blocks >= 0")
 	}
-	if m.KVDType != kernels.F32 && m.KVDType != kernels.F16 {
-		panic("model: a KV cache stores F32 or F16, not " + m.KVDType.String())
-	}
+	kvValueBytes(m.KVDType) // panics for other types
 	c := &m.Config
 	p := &KVPool{
 		dtype:       m.KVDType,
@@ -126,8 +133,8 @@ func (m *Model) NewCache(capacity int) *Cache {
 
 // CacheBlockTokens is the block size of the caches NewCache makes, and a
 // good one for a KVPool: a block of one KV head's transposed keys is
-// HeadDim rows of CacheBlockTokens floats, which attention reads as one
-// contiguous run. (With one block for a whole long sequence, those rows
+// HeadDim rows of CacheBlockTokens values (64 bytes in F32, 32 in F16),
+// which attention reads as one contiguous run. (With one block for a whole long sequence, those rows
 // were thousands of bytes apart, and reading them in step ran at a third
 // of the memory bandwidth.)
 const CacheBlockTokens = 16
@@ -164,7 +171,11 @@ func (c *Cache) Grow(n int) bool {
 // Free gives every block back to the pool and empties the cache; it may
 // grow again afterwards.
 func (c *Cache) Free() {
-	c.pool.free = append(c.pool.free, c.blocks...)
+	// Push in reverse, so that the next Grow pops them in their old,
+	// ascending order (see Grow).
+	for i := len(c.blocks) - 1; i >= 0; i-- {
+		c.pool.free = append(c.pool.free, c.blocks[i])
+	}
 	c.blocks = c.blocks[:0]
 	c.Len, c.Cap = 0, 0
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -34,6 +35,7 @@ type benchReport struct {
 	Model        string     `json:"model"`
 	WeightBytes  int64      `json:"weight_bytes"` // read by one decode step (Weights.StepBytes)
 	Kernels      string     `json:"kernels"`
+	KVCache      string     `json:"kv_cache_dtype"`
 	Threads      int        `json:"threads"`
 	StreamGBPerS float64    `json:"machine_stream_read_gb_per_s"`
 	PeakGFLOPS   float64    `json:"machine_f32_matmul_gflop_per_s"`
@@ -89,7 +91,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: %d prompt + %d decode tokens exceed the context (%d)", *prompt, *steps, c.MaxPositions)
 	}
 
-	rep := benchReport{Model: *modelPath, WeightBytes: m.Weights.StepBytes(), Kernels: kernels.Impl(), Threads: pool.Threads()}
+	rep := benchReport{Model: *modelPath, WeightBytes: m.Weights.StepBytes(), Kernels: kernels.Impl(), Threads: pool.Threads(),
+		KVCache: strings.ToLower(m.KVDType.String())}
 	rep.PeakGFLOPS = measurePeak(pool)
 	stream := newStreamRead(pool)
 	params := float64(c.Layers)*float64(c.Hidden*(2*c.Heads*c.HeadDim+2*c.KVHeads*c.HeadDim)+3*c.Hidden*c.Intermediate) + float64(c.Vocab*c.Hidden)
@@ -154,7 +157,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(stdout, "model %s: %.1f MB of weights read per decode step, %s kernels, %d threads\n", rep.Model, float64(rep.WeightBytes)/1e6, rep.Kernels, rep.Threads)
+	fmt.Fprintf(stdout, "model %s: %.1f MB of weights read per decode step, %s kernels, %d threads, %s KV cache\n",
+		rep.Model, float64(rep.WeightBytes)/1e6, rep.Kernels, rep.Threads, rep.KVCache)
 	fmt.Fprintf(stdout, "machine: streaming read %.1f GB/s, f32 matmul %.1f GFLOP/s\n\n", rep.StreamGBPerS, rep.PeakGFLOPS)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "phase\tseqs\tadapters\ttokens\ttok/s\tweight GB/s\tof stream\tGFLOP/s\tof peak\t")

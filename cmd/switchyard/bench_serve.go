@@ -301,8 +301,11 @@ func modelConfig(path string) (*model.Config, error) {
 // model at modelPath, and returns its directory.
 func writeBenchAdapter(cfg *model.Config, rank int, seed uint64, modelPath string) (string, error) {
 	dir := filepath.Join(cacheDir(), "adapters", fmt.Sprintf("%s-r%d-%d", modelName(modelPath), rank, seed))
-	// SavePEFT writes the config last, so a directory with it is complete.
-	if _, err := os.Stat(filepath.Join(dir, peft.ConfigFile)); err == nil {
+	// SavePEFT writes the config last, so a directory with it is complete
+	// (and with the weights too: an older version wrote them last).
+	_, errConf := os.Stat(filepath.Join(dir, peft.ConfigFile))
+	_, errWeights := os.Stat(filepath.Join(dir, "adapter_model.safetensors"))
+	if errConf == nil && errWeights == nil {
 		return dir, nil
 	}
 	a := lora.Random(cfg, rank, []model.Module{model.ModQ, model.ModV}, kernels.F32, seed)

@@ -14,7 +14,7 @@ func TestBenchTable(t *testing.T) {
 		t.Skip("measures the machine (256 MiB read)")
 	}
 	out, err := cli(t, "bench", "--model", testshared.Path(t, "fixtures", "llama_tiny", "model"),
-		"--prompt-tokens", "8", "--decode-steps", "2", "--rank", "4", "--format", "json")
+		"--prompt-tokens", "8", "--decode-steps", "2", "--rank", "4", "--format", "json", "--kv-cache-dtype", "f16")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,6 +24,9 @@ func TestBenchTable(t *testing.T) {
 	}
 	if len(rep.Rows) != 10 || rep.StreamGBPerS <= 0 || rep.PeakGFLOPS <= 0 || rep.WeightBytes <= 0 {
 		t.Fatalf("report %+v", rep)
+	}
+	if rep.KVCache != "f16" { // llama_tiny is F32: auto would be f32
+		t.Errorf("--kv-cache-dtype f16: the report says %q", rep.KVCache)
 	}
 	for _, r := range rep.Rows {
 		if r.TokPerS <= 0 || r.GBPerS <= 0 || r.GFLOPS <= 0 {
