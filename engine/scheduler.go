@@ -29,9 +29,11 @@ type SchedulerOptions struct {
 	// (default 16).
 	KVBlockTokens int
 
-	// KVBudgetBytes is the memory for the KV cache (default 1 GiB). The
-	// pool never holds more blocks than MaxSeqs full-context sequences
-	// need, when the model's context length is known.
+	// KVBudgetBytes is the memory for the KV cache (default 1 GiB), which
+	// stores keys and values as the model's KVDType (F16 holds twice the
+	// positions of F32). The pool never holds more blocks than MaxSeqs
+	// full-context sequences need, when the model's context length is
+	// known.
 	KVBudgetBytes int64
 
 	// MaxQueue is the most requests waiting beyond the running ones
