@@ -448,7 +448,7 @@ done:
 	RET
 
 // func axpyRowsF32AVX2(y *float32, ystride int, a *float32, astride int, x *float32, xstride int, nt int, rows int)
-// Requires: AVX, FMA3
+// Requires: AVX, FMA3, MMX+
 TEXT ·axpyRowsF32AVX2(SB), NOSPLIT, $0-64
 	MOVQ nt+48(FP), AX
 	CMPQ AX, $0x01
@@ -478,10 +478,15 @@ tokens1:
 	SHLQ    $0x02, BX
 	MOVQ    rows+56(FP), SI
 	XORQ    DI, DI
+	MOVQ    BX, R8
+	SHLQ    $0x04, R8
+	ADDQ    DX, R8
 	TESTQ   SI, SI
 	JZ      store1
 
 loop1:
+	PREFETCHT0   (R8)
+	ADDQ         BX, R8
 	VMOVUPS      (DX), Y12
 	VMOVUPS      32(DX), Y13
 	VBROADCASTSS (CX)(DI*4), Y14
@@ -518,10 +523,15 @@ tokens2:
 	SHLQ    $0x02, DI
 	MOVQ    rows+56(FP), R8
 	XORQ    R9, R9
+	MOVQ    DI, R10
+	SHLQ    $0x04, R10
+	ADDQ    SI, R10
 	TESTQ   R8, R8
 	JZ      store2
 
 loop2:
+	PREFETCHT0   (R10)
+	ADDQ         DI, R10
 	VMOVUPS      (SI), Y12
 	VMOVUPS      32(SI), Y13
 	VBROADCASTSS (BX)(R9*4), Y14
@@ -568,10 +578,15 @@ tokens3:
 	SHLQ    $0x02, R8
 	MOVQ    rows+56(FP), R9
 	XORQ    R10, R10
+	MOVQ    R8, R11
+	SHLQ    $0x04, R11
+	ADDQ    DI, R11
 	TESTQ   R9, R9
 	JZ      store3
 
 loop3:
+	PREFETCHT0   (R11)
+	ADDQ         R8, R11
 	VMOVUPS      (DI), Y12
 	VMOVUPS      32(DI), Y13
 	VBROADCASTSS (BX)(R10*4), Y14
@@ -628,10 +643,15 @@ tokens4:
 	SHLQ    $0x02, R9
 	MOVQ    rows+56(FP), R10
 	XORQ    R11, R11
+	MOVQ    R9, R12
+	SHLQ    $0x04, R12
+	ADDQ    R8, R12
 	TESTQ   R10, R10
 	JZ      store4
 
 loop4:
+	PREFETCHT0   (R12)
+	ADDQ         R9, R12
 	VMOVUPS      (R8), Y12
 	VMOVUPS      32(R8), Y13
 	VBROADCASTSS (BX)(R11*4), Y14
@@ -698,10 +718,15 @@ tokens5:
 	SHLQ    $0x02, R10
 	MOVQ    rows+56(FP), R11
 	XORQ    R12, R12
+	MOVQ    R10, R13
+	SHLQ    $0x04, R13
+	ADDQ    R9, R13
 	TESTQ   R11, R11
 	JZ      store5
 
 loop5:
+	PREFETCHT0   (R13)
+	ADDQ         R10, R13
 	VMOVUPS      (R9), Y12
 	VMOVUPS      32(R9), Y13
 	VBROADCASTSS (BX)(R12*4), Y14
@@ -778,10 +803,15 @@ tokens6:
 	SHLQ    $0x02, R11
 	MOVQ    rows+56(FP), R12
 	XORQ    R13, R13
+	MOVQ    R11, R14
+	SHLQ    $0x04, R14
+	ADDQ    R10, R14
 	TESTQ   R12, R12
 	JZ      store6
 
 loop6:
+	PREFETCHT0   (R14)
+	ADDQ         R11, R14
 	VMOVUPS      (R10), Y12
 	VMOVUPS      32(R10), Y13
 	VBROADCASTSS (BX)(R13*4), Y14
@@ -830,7 +860,7 @@ store6:
 	RET
 
 // func axpyRowsF16AVX2(y *float32, ystride int, a *float32, astride int, x *uint16, xstride int, nt int, rows int)
-// Requires: AVX, F16C, FMA3
+// Requires: AVX, F16C, FMA3, MMX+
 TEXT ·axpyRowsF16AVX2(SB), NOSPLIT, $0-64
 	MOVQ nt+48(FP), AX
 	CMPQ AX, $0x01
@@ -860,10 +890,15 @@ tokens1:
 	SHLQ    $0x01, BX
 	MOVQ    rows+56(FP), SI
 	XORQ    DI, DI
+	MOVQ    BX, R8
+	SHLQ    $0x04, R8
+	ADDQ    DX, R8
 	TESTQ   SI, SI
 	JZ      store1
 
 loop1:
+	PREFETCHT0   (R8)
+	ADDQ         BX, R8
 	VCVTPH2PS    (DX), Y12
 	VCVTPH2PS    16(DX), Y13
 	VBROADCASTSS (CX)(DI*4), Y14
@@ -900,10 +935,15 @@ tokens2:
 	SHLQ    $0x01, DI
 	MOVQ    rows+56(FP), R8
 	XORQ    R9, R9
+	MOVQ    DI, R10
+	SHLQ    $0x04, R10
+	ADDQ    SI, R10
 	TESTQ   R8, R8
 	JZ      store2
 
 loop2:
+	PREFETCHT0   (R10)
+	ADDQ         DI, R10
 	VCVTPH2PS    (SI), Y12
 	VCVTPH2PS    16(SI), Y13
 	VBROADCASTSS (BX)(R9*4), Y14
@@ -950,10 +990,15 @@ tokens3:
 	SHLQ    $0x01, R8
 	MOVQ    rows+56(FP), R9
 	XORQ    R10, R10
+	MOVQ    R8, R11
+	SHLQ    $0x04, R11
+	ADDQ    DI, R11
 	TESTQ   R9, R9
 	JZ      store3
 
 loop3:
+	PREFETCHT0   (R11)
+	ADDQ         R8, R11
 	VCVTPH2PS    (DI), Y12
 	VCVTPH2PS    16(DI), Y13
 	VBROADCASTSS (BX)(R10*4), Y14
@@ -1010,10 +1055,15 @@ tokens4:
 	SHLQ    $0x01, R9
 	MOVQ    rows+56(FP), R10
 	XORQ    R11, R11
+	MOVQ    R9, R12
+	SHLQ    $0x04, R12
+	ADDQ    R8, R12
 	TESTQ   R10, R10
 	JZ      store4
 
 loop4:
+	PREFETCHT0   (R12)
+	ADDQ         R9, R12
 	VCVTPH2PS    (R8), Y12
 	VCVTPH2PS    16(R8), Y13
 	VBROADCASTSS (BX)(R11*4), Y14
@@ -1080,10 +1130,15 @@ tokens5:
 	SHLQ    $0x01, R10
 	MOVQ    rows+56(FP), R11
 	XORQ    R12, R12
+	MOVQ    R10, R13
+	SHLQ    $0x04, R13
+	ADDQ    R9, R13
 	TESTQ   R11, R11
 	JZ      store5
 
 loop5:
+	PREFETCHT0   (R13)
+	ADDQ         R10, R13
 	VCVTPH2PS    (R9), Y12
 	VCVTPH2PS    16(R9), Y13
 	VBROADCASTSS (BX)(R12*4), Y14
@@ -1160,10 +1215,15 @@ tokens6:
 	SHLQ    $0x01, R11
 	MOVQ    rows+56(FP), R12
 	XORQ    R13, R13
+	MOVQ    R11, R14
+	SHLQ    $0x04, R14
+	ADDQ    R10, R14
 	TESTQ   R12, R12
 	JZ      store6
 
 loop6:
+	PREFETCHT0   (R14)
+	ADDQ         R11, R14
 	VCVTPH2PS    (R10), Y12
 	VCVTPH2PS    16(R10), Y13
 	VBROADCASTSS (BX)(R13*4), Y14
