@@ -202,3 +202,27 @@ func TestSiLUMul(t *testing.T) {
 		}
 	})
 }
+
+// TestLargest puts the largest value at every position of slices of
+// every length up to 11 (each of the four running maxima, and the tail),
+// among negative values, with a NaN that must be passed over.
+func TestLargest(t *testing.T) {
+	if got := largest(nil); !math.IsInf(float64(got), -1) {
+		t.Errorf("largest(nil) = %g, want -Inf", got)
+	}
+	for n := 1; n <= 11; n++ {
+		for at := range n {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = -float32(i + 2)
+			}
+			x[at] = -0.5
+			if nan := (at + 1) % n; nan != at {
+				x[nan] = float32(math.NaN())
+			}
+			if got := largest(x); got != -0.5 {
+				t.Errorf("largest(%v) = %g, want -0.5", x, got)
+			}
+		}
+	}
+}

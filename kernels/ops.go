@@ -40,14 +40,48 @@ func ScaledSoftmax(x []float32, scale float32) {
 // of one row computed separately (a part's values weigh e^(its top -
 // the row's top)). scale > 0; an empty x gives -Inf and 0.
 func SoftmaxParts(x []float32, scale float32) (top, sum float32) {
-	m := float32(math.Inf(-1))
 	if len(x) == 0 {
-		return m, 0
+		return float32(math.Inf(-1)), 0
 	}
-	for _, v := range x {
-		m = max(m, v)
-	}
+	m := largest(x)
 	return m * scale, active.expSum(x, m, scale)
+}
+
+// largest returns the largest value of x, NaNs passed over (-Inf for
+// none). It keeps four maxima, so that the comparisons of neighbouring
+// values do not wait for one another; the builtin max, which must
+// propagate NaN and order -0 before +0, took 2.5 times as long, and a
+// decode step calls this once per head and part (810 times for
+// SmolLM2-135M at a 512-token context).
+func largest(x []float32) float32 {
+	inf := float32(math.Inf(-1))
+	m0, m1, m2, m3 := inf, inf, inf, inf
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		if v := x[i]; v > m0 {
+			m0 = v
+		}
+		if v := x[i+1]; v > m1 {
+			m1 = v
+		}
+		if v := x[i+2]; v > m2 {
+			m2 = v
+		}
+		if v := x[i+3]; v > m3 {
+			m3 = v
+		}
+	}
+	for ; i < len(x); i++ {
+		if v := x[i]; v > m0 {
+			m0 = v
+		}
+	}
+	for _, v := range [...]float32{m1, m2, m3} {
+		if v > m0 {
+			m0 = v
+		}
+	}
+	return m0
 }
 
 // SiLUMul writes silu(gate)·up into gate: the SwiGLU activation.
