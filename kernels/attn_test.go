@@ -47,58 +47,45 @@ func TestDotRows(t *testing.T) {
 	})
 }
 
+// TestAxpyRows checks AxpyRows and AxpyRowsF16 against float64 sums,
+// every implementation, every strided shape. The rows are f16 values, so
+// both functions get the same numbers: AxpyRowsF16 the halves, AxpyRows
+// their exact widening.
 func TestAxpyRows(t *testing.T) {
 	forEachImpl(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(12, 12))
 		for _, s := range stridedShapes {
 			n, rows, cols := s[0], s[1], s[2]
 			ys, as, xs := cols+3, rows+5, cols+7
-			y, a, x := randFloats(rng, n*ys), randFloats(rng, n*as), randFloats(rng, rows*xs)
-			y0 := append([]float32(nil), y...)
-			AxpyRows(y, ys, a, as, n, x, xs, rows, cols)
-			for i := range y {
-				tok, c := i/ys, i%ys
-				want, bound := float64(y0[i]), math.Abs(float64(y0[i]))
-				if c < cols {
-					for r := range rows {
-						p := float64(a[tok*as+r]) * float64(x[r*xs+c])
-						want += p
-						bound += math.Abs(p)
-					}
-				}
-				if math.Abs(float64(y[i])-want) > 1e-5*bound+1e-7 {
-					t.Fatalf("%v: y[%d][%d] = %g, want %g", s, tok, c, y[i], want)
-				}
+			y0, a := randFloats(rng, n*ys), randFloats(rng, n*as)
+			x16 := make([]uint16, rows*xs)
+			EncodeF16(x16, randFloats(rng, rows*xs))
+			x := make([]float32, len(x16))
+			for i, h := range x16 {
+				x[i] = F16ToF32(h)
 			}
-		}
-	})
-}
-
-// TestAxpyRowsF16 checks the f16 rows against the same sums over their
-// exactly widened values, every implementation, every strided shape.
-func TestAxpyRowsF16(t *testing.T) {
-	forEachImpl(t, func(t *testing.T) {
-		rng := rand.New(rand.NewPCG(14, 14))
-		for _, s := range stridedShapes {
-			n, rows, cols := s[0], s[1], s[2]
-			ys, as, xs := cols+3, rows+5, cols+7
-			y, a := randFloats(rng, n*ys), randFloats(rng, n*as)
-			x := make([]uint16, rows*xs)
-			EncodeF16(x, randFloats(rng, rows*xs))
-			y0 := append([]float32(nil), y...)
-			AxpyRowsF16(y, ys, a, as, n, x, xs, rows, cols)
-			for i := range y {
-				tok, c := i/ys, i%ys
-				want, bound := float64(y0[i]), math.Abs(float64(y0[i]))
-				if c < cols {
-					for r := range rows {
-						p := float64(a[tok*as+r]) * float64(F16ToF32(x[r*xs+c]))
-						want += p
-						bound += math.Abs(p)
+			for _, tc := range []struct {
+				name  string
+				axpyF func(y []float32)
+			}{
+				{"AxpyRows", func(y []float32) { AxpyRows(y, ys, a, as, n, x, xs, rows, cols) }},
+				{"AxpyRowsF16", func(y []float32) { AxpyRowsF16(y, ys, a, as, n, x16, xs, rows, cols) }},
+			} {
+				y := append([]float32(nil), y0...)
+				tc.axpyF(y)
+				for i := range y {
+					tok, c := i/ys, i%ys
+					want, bound := float64(y0[i]), math.Abs(float64(y0[i]))
+					if c < cols {
+						for r := range rows {
+							p := float64(a[tok*as+r]) * float64(x[r*xs+c])
+							want += p
+							bound += math.Abs(p)
+						}
 					}
-				}
-				if math.Abs(float64(y[i])-want) > 1e-5*bound+1e-7 {
-					t.Fatalf("%v: y[%d][%d] = %g, want %g", s, tok, c, y[i], want)
+					if math.Abs(float64(y[i])-want) > 1e-5*bound+1e-7 {
+						t.Fatalf("%s %v: y[%d][%d] = %g, want %g", tc.name, s, tok, c, y[i], want)
+					}
 				}
 			}
 		}

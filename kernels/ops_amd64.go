@@ -107,33 +107,30 @@ func (s *simd) dotRows(y []float32, ystride int, x []float32, xstride, n int, w 
 	}
 }
 
-// axpyRowsAVX2 is AxpyRows for both AVX2 and AVX-512 (see _asm/attn.go):
-// 16 columns and up to 6 tokens per kernel call, the last columns in Go.
+// axpyRowsAVX2 is AxpyRows for both AVX2 and AVX-512 (see _asm/attn.go),
+// axpyRowsF16AVX2Slices AxpyRowsF16.
 func axpyRowsAVX2(y []float32, ystride int, a []float32, astride, n int, x []float32, xstride, rows, cols int) {
-	const width, maxT = 16, 6
-	c := 0
-	for ; c+width <= cols; c += width {
-		for t := 0; t < n; t += maxT {
-			axpyRowsF32AVX2(&y[t*ystride+c], ystride, &a[t*astride], astride, &x[c], xstride, min(maxT, n-t), rows)
-		}
-	}
-	if c < cols {
-		axpyRowsGo(y[c:], ystride, a, astride, n, x[c:], xstride, rows, cols-c)
-	}
+	axpyRowsTiles(axpyRowsF32AVX2, axpyRowsGo, y, ystride, a, astride, n, x, xstride, rows, cols)
 }
 
-// axpyRowsF16AVX2Slices is AxpyRowsF16 for both AVX2 and AVX-512, as
-// axpyRowsAVX2 is AxpyRows.
 func axpyRowsF16AVX2Slices(y []float32, ystride int, a []float32, astride, n int, x []uint16, xstride, rows, cols int) {
+	axpyRowsTiles(axpyRowsF16AVX2, axpyRowsF16Go, y, ystride, a, astride, n, x, xstride, rows, cols)
+}
+
+// axpyRowsTiles runs an axpyRows kernel over 16 columns and up to 6
+// tokens per call, and its Go version over the last columns.
+func axpyRowsTiles[X float32 | uint16](kernel func(y *float32, ystride int, a *float32, astride int, x *X, xstride int, nt, rows int),
+	tail func(y []float32, ystride int, a []float32, astride, n int, x []X, xstride, rows, cols int),
+	y []float32, ystride int, a []float32, astride, n int, x []X, xstride, rows, cols int) {
 	const width, maxT = 16, 6
 	c := 0
 	for ; c+width <= cols; c += width {
 		for t := 0; t < n; t += maxT {
-			axpyRowsF16AVX2(&y[t*ystride+c], ystride, &a[t*astride], astride, &x[c], xstride, min(maxT, n-t), rows)
+			kernel(&y[t*ystride+c], ystride, &a[t*astride], astride, &x[c], xstride, min(maxT, n-t), rows)
 		}
 	}
 	if c < cols {
-		axpyRowsF16Go(y[c:], ystride, a, astride, n, x[c:], xstride, rows, cols-c)
+		tail(y[c:], ystride, a, astride, n, x[c:], xstride, rows, cols-c)
 	}
 }
 
