@@ -122,34 +122,47 @@ func BenchmarkOps(b *testing.B) {
 // the model: one token through the 7 projections of 30 SmolLM2-135M
 // layers in turn, 210 matrices too big together for any cache, so every
 // byte comes from memory as it does in a decode step. Compare its GB/s
-// with BenchmarkStreamRead's.
+// with BenchmarkStreamRead's. The matrices are interleaved, as a loaded
+// model's are, or row-major, as stored in the files.
 func BenchmarkMatMulLayers(b *testing.B) {
 	p := NewPool(0)
 	defer p.Close()
 	shapes := [][2]int{{576, 576}, {192, 576}, {192, 576}, {576, 576}, {1536, 576}, {1536, 576}, {576, 1536}}
 	for _, dt := range []DType{F16, BF16, Q8_0} {
-		b.Run(dt.String(), func(b *testing.B) {
-			rng := rand.New(rand.NewPCG(12, 12))
-			var ws []Matrix
-			bytes := 0
-			for range 30 {
-				for _, s := range shapes {
-					w := Matrix{DType: dt, Rows: s[0], Cols: s[1], Data: make([]byte, s[0]*dt.RowBytes(s[1]))}
-					for i := range w.Data {
-						w.Data[i] = byte(rng.Uint32() & 0x3b) // small finite values of every type
-					}
-					ws = append(ws, w)
-					bytes += len(w.Data)
-				}
+		for _, layout := range []string{"interleaved", "row-major"} {
+			for _, n := range []int{1, 8} {
+				b.Run(fmt.Sprintf("%v/%s/tokens=%d", dt, layout, n), func(b *testing.B) {
+					benchLayers(b, p, dt, shapes, layout == "interleaved", n)
+				})
 			}
-			x, y := randFloats(rng, 1536), make([]float32, 1536)
-			b.ResetTimer()
-			for b.Loop() {
-				for _, w := range ws {
-					p.MatMul(y, x, w, 1)
-				}
-			}
-			b.ReportMetric(float64(bytes)/(b.Elapsed().Seconds()/float64(b.N))/1e9, "GB/s")
-		})
+		}
 	}
+}
+
+// benchLayers times n tokens through the 210 matrices of dt.
+func benchLayers(b *testing.B, p *Pool, dt DType, shapes [][2]int, interleave bool, n int) {
+	rng := rand.New(rand.NewPCG(12, 12))
+	var ws []Matrix
+	bytes := 0
+	for range 30 {
+		for _, s := range shapes {
+			w := Matrix{DType: dt, Rows: s[0], Cols: s[1], Data: make([]byte, s[0]*dt.RowBytes(s[1]))}
+			for i := range w.Data {
+				w.Data[i] = byte(rng.Uint32() & 0x3b) // small finite values of every type
+			}
+			if interleave {
+				w = Interleave(w)
+			}
+			ws = append(ws, w)
+			bytes += len(w.Data)
+		}
+	}
+	x, y := randFloats(rng, n*1536), make([]float32, n*1536)
+	b.ResetTimer()
+	for b.Loop() {
+		for _, w := range ws {
+			p.MatMul(y, x, w, n)
+		}
+	}
+	b.ReportMetric(float64(bytes)/(b.Elapsed().Seconds()/float64(b.N))/1e9, "GB/s")
 }

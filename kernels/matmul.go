@@ -40,7 +40,8 @@ func matMulArgs(y, x []float32, w Matrix, n int) bool {
 	if len(x) < n*w.Cols || len(y) < n*w.Rows {
 		panic("kernels: MatMul buffer too small")
 	}
-	if len(w.Data) < w.Rows*w.DType.RowBytes(w.Cols) || int(w.DType) >= numDTypes || w.Cols%w.DType.BlockSize() != 0 {
+	if len(w.Data) < w.Rows*w.DType.RowBytes(w.Cols) || int(w.DType) >= numDTypes || w.Cols%w.DType.BlockSize() != 0 ||
+		w.Interleaved && !canInterleave(w) {
 		panic("kernels: MatMul of a malformed " + w.DType.String() + " matrix")
 	}
 	if n <= 0 || w.Rows == 0 {
@@ -98,7 +99,7 @@ func matmulScratch(cols int) int { return (panelRows(cols) + 3) * cols }
 func MatMulRef(y, x []float32, w Matrix, n int) {
 	row := make([]float32, w.Cols)
 	for r := range w.Rows {
-		decodeRowGo(row, w.DType, w.RowData(r))
+		w.decodeRow(row, r, decodeRowGo)
 		for t := range n {
 			var s float32
 			for c, v := range row {

@@ -7,16 +7,16 @@ func matmulRowsGo(y, x []float32, w Matrix, n, lo, hi int, scratch []float32) {
 }
 
 // matmulRowsDot computes output rows [lo, hi) of MatMul with the given row
-// decoder and dot product. F32 rows are used in place.
+// decoder and dot product. Row-major F32 rows are used in place.
 func matmulRowsDot(y, x []float32, w Matrix, n, lo, hi int, scratch []float32,
 	decode func(dst []float32, dt DType, src []byte), dot func(a, b []float32) float32) {
 	cols, rows := w.Cols, w.Rows
 	row := scratch[:cols]
 	for r := lo; r < hi; r++ {
-		if w.DType == F32 {
+		if w.DType == F32 && !w.Interleaved {
 			row = AsF32(w.RowData(r))
 		} else {
-			decode(row, w.DType, w.RowData(r))
+			w.decodeRow(row, r, decode)
 		}
 		for t := range n {
 			y[t*rows+r] = dot(x[t*cols:(t+1)*cols], row)

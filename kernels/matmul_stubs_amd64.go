@@ -11,6 +11,14 @@ package kernels
 //go:noescape
 func tileF32AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
 
+// tileIF32AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4 rows r
+// of one interleaved group of F32 weights at w and nt <= 3 tokens t. k is a
+// multiple of 32. It prefetches wstride bytes ahead of its reads, or
+// nothing if wstride is 0.
+//
+//go:noescape
+func tileIF32AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+
 // tileF16AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for 4 rows
 // r of F16 weights wstride bytes apart and nt <= 3 tokens t. k is a multiple
 // of 8.
@@ -18,12 +26,28 @@ func tileF32AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstr
 //go:noescape
 func tileF16AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
 
+// tileIF16AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4 rows r
+// of one interleaved group of F16 weights at w and nt <= 3 tokens t. k is a
+// multiple of 32. It prefetches wstride bytes ahead of its reads, or
+// nothing if wstride is 0.
+//
+//go:noescape
+func tileIF16AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+
 // tileBF16AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for 4 rows
 // r of BF16 weights wstride bytes apart and nt <= 3 tokens t. k is a multiple
 // of 8.
 //
 //go:noescape
 func tileBF16AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+
+// tileIBF16AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4 rows r
+// of one interleaved group of BF16 weights at w and nt <= 3 tokens t. k is a
+// multiple of 32. It prefetches wstride bytes ahead of its reads, or
+// nothing if wstride is 0.
+//
+//go:noescape
+func tileIBF16AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
 
 // tileQ8AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for 4 rows
 // r of Q8 weights wstride bytes apart and nt <= 2 tokens t. k is a multiple
@@ -54,6 +78,14 @@ func decodeQ8AVX2(dst *float32, src *byte, n int)
 //go:noescape
 func tileF32AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
 
+// tileIF32AVX512 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4 rows r
+// of one interleaved group of F32 weights at w and nt <= 6 tokens t. k is a
+// multiple of 32. It prefetches wstride bytes ahead of its reads, or
+// nothing if wstride is 0.
+//
+//go:noescape
+func tileIF32AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+
 // tileF16AVX512 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for 4 rows
 // r of F16 weights wstride bytes apart and nt <= 4 tokens t. k is a multiple
 // of 16.
@@ -61,12 +93,28 @@ func tileF32AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, ws
 //go:noescape
 func tileF16AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
 
+// tileIF16AVX512 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4 rows r
+// of one interleaved group of F16 weights at w and nt <= 4 tokens t. k is a
+// multiple of 32. It prefetches wstride bytes ahead of its reads, or
+// nothing if wstride is 0.
+//
+//go:noescape
+func tileIF16AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+
 // tileBF16AVX512 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for 4 rows
 // r of BF16 weights wstride bytes apart and nt <= 4 tokens t. k is a multiple
 // of 16.
 //
 //go:noescape
 func tileBF16AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+
+// tileIBF16AVX512 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4 rows r
+// of one interleaved group of BF16 weights at w and nt <= 4 tokens t. k is a
+// multiple of 32. It prefetches wstride bytes ahead of its reads, or
+// nothing if wstride is 0.
+//
+//go:noescape
+func tileIBF16AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
 
 // tileQ8AVX512 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for 4 rows
 // r of Q8 weights wstride bytes apart and nt <= 4 tokens t. k is a multiple

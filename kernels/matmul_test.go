@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -43,7 +44,7 @@ func checkMatMul(t *testing.T, p *Pool, rng *rand.Rand, w Matrix, n int) {
 	}
 	row := make([]float32, w.Cols)
 	for r := range w.Rows {
-		decodeRowGo(row, w.DType, w.RowData(r))
+		w.decodeRow(row, r, decodeRowGo)
 		for tok := range n {
 			var bound float64
 			for c, v := range row {
@@ -61,11 +62,11 @@ func checkMatMul(t *testing.T, p *Pool, rng *rand.Rand, w Matrix, n int) {
 var matmulTokens = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 64, 130}
 
 func TestMatMulOddShapes(t *testing.T) {
-	rows := []int{1, 2, 3, 4, 5, 7, 9, 13, 67}
+	rows := []int{1, 2, 3, 4, 5, 7, 8, 9, 13, 36, 67}
 	cols := map[DType][]int{
-		F32:  {1, 5, 8, 15, 16, 17, 31, 33, 64, 100, 577},
-		F16:  {1, 7, 9, 16, 23, 47, 577},
-		BF16: {1, 7, 9, 16, 23, 47, 577},
+		F32:  {1, 5, 8, 15, 16, 17, 31, 32, 33, 64, 100, 577},
+		F16:  {1, 7, 9, 16, 23, 32, 47, 96, 577},
+		BF16: {1, 7, 9, 16, 23, 32, 47, 96, 577},
 		Q8_0: {32, 64, 96, 576},
 		Q4_K: {256, 512},
 		Q6_K: {256, 768},
@@ -82,6 +83,9 @@ func TestMatMulOddShapes(t *testing.T) {
 						w := randMatrix(rng, dt, r, c)
 						for _, n := range matmulTokens {
 							checkMatMul(t, p, rng, w, n)
+							if iw := Interleave(w); iw.Interleaved {
+								checkMatMul(t, p, rng, iw, n)
+							}
 						}
 					}
 				}
@@ -109,6 +113,9 @@ func TestMatMulModelShapes(t *testing.T) {
 				w := randMatrix(rng, dt, shape[0], shape[1])
 				for _, n := range []int{1, 4, 8, 64} {
 					checkMatMul(t, p, rng, w, n)
+					if iw := Interleave(w); iw.Interleaved {
+						checkMatMul(t, p, rng, iw, n)
+					}
 				}
 			}
 		}
@@ -144,6 +151,7 @@ func TestMatMulRejectsBadInput(t *testing.T) {
 		{"q8 cols", 1, 8, Matrix{DType: Q8_0, Rows: 1, Cols: 8, Data: bf16.Data}},
 		{"q4_k cols", 1, 32, Matrix{DType: Q4_K, Rows: 1, Cols: 32, Data: make([]byte, 1024)}},
 		{"dtype", 4, 8, Matrix{DType: Q4_0 + 1, Rows: 4, Cols: 8, Data: bf16.Data}},
+		{"interleaved cols", 4, 8, Matrix{DType: BF16, Rows: 4, Cols: 8, Interleaved: true, Data: bf16.Data}},
 	} {
 		func() {
 			defer func() {
@@ -164,6 +172,9 @@ func TestMatMulAllocatesNothing(t *testing.T) {
 		for _, dt := range []DType{F32, BF16, Q8_0} {
 			for _, n := range []int{1, 64} {
 				w := randMatrix(rng, dt, 256, 96)
+				if n == 64 {
+					w = Interleave(w)
+				}
 				x := randFloats(rng, n*w.Cols)
 				y := make([]float32, n*w.Rows)
 				p.MatMul(y, x, w, n) // grows the scratch buffers
@@ -187,4 +198,56 @@ func ExamplePool_MatMul() {
 	p.MatMul(y, x, w, 1)
 	fmt.Println(y)
 	// Output: [1 5]
+}
+
+// TestInterleave checks that an interleaved matrix holds the same rows:
+// Row and AxpyRow read them back exactly, Validate accepts it, and the
+// shapes and types the layout does not apply to come back unchanged.
+func TestInterleave(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(5, 5))
+		for _, dt := range []DType{F32, F16, BF16} {
+			w := randMatrix(rng, dt, 8, 96)
+			iw := Interleave(w)
+			if !iw.Interleaved || &iw.Data[0] == &w.Data[0] {
+				t.Fatalf("%v: Interleave did not make a new interleaved copy", dt)
+			}
+			if err := iw.Validate(); err != nil {
+				t.Fatalf("%v: %v", dt, err)
+			}
+			if again := Interleave(iw); &again.Data[0] != &iw.Data[0] {
+				t.Errorf("%v: Interleave of an interleaved matrix copied it", dt)
+			}
+			want, got := make([]float32, w.Cols), make([]float32, w.Cols)
+			for r := range w.Rows {
+				w.Row(r, want)
+				iw.Row(r, got)
+				if !slices.Equal(got, want) {
+					t.Fatalf("%v row %d: interleaved %v, want %v", dt, r, got[:4], want[:4])
+				}
+				clear(want)
+				clear(got)
+				AxpyRow(want, 0.5, w, r)
+				AxpyRow(got, 0.5, iw, r)
+				if !slices.Equal(got, want) {
+					t.Fatalf("%v row %d: AxpyRow of interleaved %v, want %v", dt, r, got[:4], want[:4])
+				}
+			}
+		}
+		for _, w := range []Matrix{
+			randMatrix(rng, F16, 6, 64),   // rows not a multiple of 4
+			randMatrix(rng, F16, 8, 48),   // cols not a multiple of 32
+			randMatrix(rng, Q8_0, 4, 256), // no interleaved kernel
+			randMatrix(rng, Q4_K, 4, 256),
+		} {
+			if iw := Interleave(w); iw.Interleaved || &iw.Data[0] != &w.Data[0] {
+				t.Errorf("%v %dx%d: interleaved", w.DType, w.Rows, w.Cols)
+			}
+		}
+		bad := randMatrix(rng, F16, 8, 48)
+		bad.Interleaved = true
+		if bad.Validate() == nil {
+			t.Errorf("Validate accepted an interleaved 8x48 matrix")
+		}
+	})
 }

@@ -10,7 +10,7 @@ import (
 // Merge folds an adapter into a model's weights, W' = W + s·B·A, for a
 // dedicated deployment that serves one adapter and wants no per-token
 // delta. Every projection the adapter touches is replaced by a new F32
-// matrix (the stored file is not changed); the others are left as they
+// matrix, interleaved as Load leaves them (the stored file is not changed); the others are left as they
 // are. The shared serving path never merges: it keeps adapters unmerged
 // so one batch can mix them.
 func Merge(m *model.Model, a *Adapter) error {
@@ -43,7 +43,7 @@ func Merge(m *model.Model, a *Adapter) error {
 					kernels.Axpy(p.Scale*b, a, merged[o*w.Cols:(o+1)*w.Cols])
 				}
 			}
-			layer.Proj[mod] = kernels.NewF32Matrix(w.Rows, w.Cols, merged)
+			layer.Proj[mod] = kernels.Interleave(kernels.NewF32Matrix(w.Rows, w.Cols, merged))
 		}
 	}
 	return nil

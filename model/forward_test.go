@@ -182,6 +182,37 @@ func TestStoriesGGUFMatchesHF(t *testing.T) {
 	checkFixtureBase(t, m, fx)
 }
 
+// TestLoadInterleaves checks that Load puts every projection and the LM
+// head that the layout fits into kernels.Interleave's layout (which the
+// fixture tests above then run), keeps a tied embedding the same matrix
+// as the head, and leaves the rest row-major: an untied embedding, and
+// TinyStories' down_proj, whose 172 columns are not a multiple of 32.
+func TestLoadInterleaves(t *testing.T) {
+	for _, path := range []string{
+		testshared.Path(t, "models", "stories260K", "stories260K-f32.gguf"), // untied
+		testshared.Path(t, "fixtures", "stories260K_hf", "model"),           // tied
+	} {
+		m, err := model.Load(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &m.Weights
+		same := &w.Head.Data[0] == &w.Embed.Data[0]
+		if !w.Head.Interleaved || w.Embed.Interleaved != m.Config.TiedEmbed || same != m.Config.TiedEmbed {
+			t.Errorf("%s (tied %v): head interleaved %v, embedding interleaved %v, one matrix %v",
+				path, m.Config.TiedEmbed, w.Head.Interleaved, w.Embed.Interleaved, same)
+		}
+		for l, layer := range w.Layers {
+			for mod, p := range layer.Proj {
+				if want := p.Cols%kernels.InterleaveCols == 0; p.Interleaved != want {
+					t.Errorf("%s layer %d %v (%dx%d): interleaved %v, want %v", path, l, model.Module(mod), p.Rows, p.Cols, p.Interleaved, want)
+				}
+			}
+		}
+		m.Close()
+	}
+}
+
 func TestForwardErrors(t *testing.T) {
 	m, err := model.Load(testshared.Path(t, "fixtures", "llama_tiny", "model"), nil)
 	if err != nil {

@@ -12,9 +12,11 @@ import (
 )
 
 // Load opens a model: a Hugging Face directory (config.json and
-// safetensors weights, sharded or not) or a GGUF file. The weights stay
-// memory-mapped in their stored dtype; q/k rows stored in GGUF's
-// interleaved RoPE order are converted to rotate_half order.
+// safetensors weights, sharded or not) or a GGUF file. The weights keep
+// their stored dtype; q/k rows stored in GGUF's interleaved RoPE order are
+// converted to rotate_half order. F32, F16 and BF16 projections and LM
+// head are copied into the interleaved layout the decode kernels stream
+// fastest (kernels.Interleave); the rest stays memory-mapped.
 // pool runs the model's kernels; nil means a new pool with one worker per
 // core.
 func Load(path string, pool *kernels.Pool) (*Model, error) {
@@ -35,6 +37,7 @@ func Load(path string, pool *kernels.Pool) (*Model, error) {
 		m.Close()
 		return nil, fmt.Errorf("%w (in %s)", err, path)
 	}
+	m.Weights.interleave()
 	if pool == nil {
 		pool = kernels.NewPool(0)
 		m.ownPool = true

@@ -7,7 +7,8 @@ import (
 )
 
 // Weights are a model's parameters. Matrices keep the dtype they are
-// stored in (often aliasing a memory-mapped file); vectors are float32.
+// stored in (some aliasing a memory-mapped file, some interleaved for the
+// decode kernels); vectors are float32.
 type Weights struct {
 	Embed  kernels.Matrix // token embedding [vocab, hidden]
 	Layers []Layer
@@ -72,11 +73,33 @@ func (w *Weights) checkShapes(c *Config) error {
 	return nil
 }
 
+// interleave puts the projections and the LM head in the layout that the
+// decode kernels stream fastest, kernels.Interleave: a decode step reads
+// every one of them once, 4 rows at a time. A tied embedding follows the
+// head, so the two stay one matrix.
+func (w *Weights) interleave() {
+	tied := w.tied()
+	w.Head = kernels.Interleave(w.Head)
+	if tied {
+		w.Embed = w.Head
+	}
+	for i := range w.Layers {
+		for m := range w.Layers[i].Proj {
+			w.Layers[i].Proj[m] = kernels.Interleave(w.Layers[i].Proj[m])
+		}
+	}
+}
+
+// tied reports whether the LM head is the token embedding.
+func (w *Weights) tied() bool {
+	return len(w.Head.Data) > 0 && len(w.Embed.Data) > 0 && &w.Head.Data[0] == &w.Embed.Data[0]
+}
+
 // Bytes returns the size of the weights as stored (the tied head counted
 // once).
 func (w *Weights) Bytes() int64 {
 	n := w.StepBytes()
-	if &w.Head.Data[0] != &w.Embed.Data[0] {
+	if !w.tied() {
 		n += int64(len(w.Embed.Data))
 	}
 	return n
