@@ -214,27 +214,29 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 		}
 	}
 
-	// Append this step's keys and values to each sequence's cache: values
-	// as rows, keys into their block's columns (see KVPool).
+	// Append this step's keys and values to each sequence's cache, head
+	// by head: values as rows, keys into their block's columns (see
+	// KVPool).
 	t := 0
 	for _, s := range seqs {
 		p := s.Cache.pool
 		bt := p.blockTokens
 		for j := range s.Tokens {
 			r := s.Cache.row(s.Cache.Len + j)
-			col := (r-r%bt)*kvDim + r%bt // the block's column of position r
-			key, value := sc.k[t*kvDim:(t+1)*kvDim], sc.v[t*kvDim:(t+1)*kvDim]
-			if p.dtype == kernels.F16 {
-				kernels.EncodeF16(p.v16[l][r*kvDim:(r+1)*kvDim], value)
-				kc := p.k16[l][col:]
-				for i, x := range key {
-					kc[i*bt] = kernels.F32ToF16(x)
-				}
-			} else {
-				copy(p.v[l][r*kvDim:(r+1)*kvDim], value)
-				kc := p.k[l][col:]
-				for i, x := range key {
-					kc[i*bt] = x
+			for h := range c.KVHeads {
+				at := p.span(h, r/bt) + r%bt*hd // the value row of position r
+				kc := p.span(h, r/bt) + r%bt    // its key column
+				key, value := sc.k[t*kvDim+h*hd:t*kvDim+(h+1)*hd], sc.v[t*kvDim+h*hd:t*kvDim+(h+1)*hd]
+				if p.dtype == kernels.F16 {
+					kernels.EncodeF16(p.v16[l][at:at+hd], value)
+					for i, x := range key {
+						p.k16[l][kc+i*bt] = kernels.F32ToF16(x)
+					}
+				} else {
+					copy(p.v[l][at:at+hd], value)
+					for i, x := range key {
+						p.k[l][kc+i*bt] = x
+					}
 				}
 			}
 			t++
@@ -315,7 +317,7 @@ func (a *attnTask) run(worker, _, _ int) {
 		scores, mx, sum := buf[:group*ns], buf[group*ns:group*ns+group], buf[group*ns+group:]
 		if a.parts == 1 {
 			out := sc.att[t*qDim+kvh*group*hd : t*qDim+(kvh+1)*group*hd]
-			attendRange(out, rows, group, s.Cache, a.layer, 0, npos, kvh*hd, scores, mx, sum)
+			attendRange(out, rows, group, s.Cache, a.layer, 0, npos, kvh, scores, mx, sum)
 			for h := range group {
 				kernels.Scale(out[h*hd:(h+1)*hd], 1/sum[h])
 			}
@@ -336,7 +338,7 @@ func (a *attnTask) run(worker, _, _ int) {
 			}
 			continue
 		}
-		attendRange(out, rows, group, s.Cache, a.layer, p0, p1, kvh*hd, scores, pmx, psum)
+		attendRange(out, rows, group, s.Cache, a.layer, p0, p1, kvh, scores, pmx, psum)
 	}
 }
 
@@ -380,8 +382,8 @@ func (m *Model) mergeParts(pairs, parts int) {
 // the softmax's division: with s = q·Kᵀ/√d, mx[h] the largest s of head h
 // in the range and sum[h] = Σ e^(s-mx[h]), out row h = Σ e^(s-mx[h])·V.
 // (kernels.SoftmaxParts: mx is in the units of s, scale included.)
-// q and out hold g rows of HeadDim values; off is the KV head's offset
-// inside a cached row; p0 is a multiple of the block size. The positions
+// q and out hold g rows of HeadDim values; kvh is the KV head; p0 is a
+// multiple of the block size. The positions
 // are visited block by block through the cache's block table. Both
 // products are AxpyRows (AxpyRowsF16 for an F16 cache), which needs no
 // horizontal sums: q·Kᵀ runs over a block's key columns (the keys of a
@@ -392,15 +394,15 @@ func (m *Model) mergeParts(pairs, parts int) {
 // kernels then take all BlockTokens columns at once, and the columns past
 // p1 (keys not written yet, or left by an earlier sequence) land in the
 // padding, which nothing reads. scores holds g times that row.
-func attendRange(out, q []float32, g int, c *Cache, l, p0, p1, off int, scores, mx, sum []float32) {
+func attendRange(out, q []float32, g int, c *Cache, l, p0, p1, kvh int, scores, mx, sum []float32) {
 	pool := c.pool
-	hd, bt, stride := len(q)/g, pool.blockTokens, pool.kvDim
+	hd, bt := len(q)/g, pool.blockTokens
 	n := p1 - p0
 	ns := (n + bt - 1) / bt * bt
 	scores = scores[:g*ns]
 	clear(scores)
 	for b, p := p0/bt, p0; p < p1; b, p = b+1, p+bt {
-		k := int(c.blocks[b])*bt*stride + off*bt
+		k := pool.span(kvh, int(c.blocks[b]))
 		if pool.dtype == kernels.F16 {
 			kernels.AxpyRowsF16(scores[p-p0:], ns, q, hd, g, pool.k16[l][k:], bt, hd, bt)
 		} else {
@@ -411,20 +413,20 @@ func attendRange(out, q []float32, g int, c *Cache, l, p0, p1, off int, scores, 
 	for h := range g {
 		mx[h], sum[h] = kernels.SoftmaxParts(scores[h*ns:h*ns+n], scale)
 	}
-	// Value rows are stride apart across adjacent blocks too, so a run
-	// of blocks with consecutive ids is one call.
+	// A KV head's value rows run on from one block to the next of
+	// consecutive id, so a run of such blocks is one call.
 	clear(out)
 	for b, p := p0/bt, p0; p < p1; {
 		run := 1
 		for p+run*bt < p1 && c.blocks[b+run] == c.blocks[b]+int32(run) {
 			run++
 		}
-		v := int(c.blocks[b])*bt*stride + off
+		v := pool.span(kvh, int(c.blocks[b]))
 		rows := min(run*bt, p1-p)
 		if pool.dtype == kernels.F16 {
-			kernels.AxpyRowsF16(out, hd, scores[p-p0:], ns, g, pool.v16[l][v:], stride, rows, hd)
+			kernels.AxpyRowsF16(out, hd, scores[p-p0:], ns, g, pool.v16[l][v:], hd, rows, hd)
 		} else {
-			kernels.AxpyRows(out, hd, scores[p-p0:], ns, g, pool.v[l][v:], stride, rows, hd)
+			kernels.AxpyRows(out, hd, scores[p-p0:], ns, g, pool.v[l][v:], hd, rows, hd)
 		}
 		b, p = b+run, p+run*bt
 	}

@@ -8,10 +8,13 @@ import "github.com/switchyard-ai/switchyard/kernels"
 // block table). Sequences of any length share the pool without
 // fragmentation, and a finished sequence gives its blocks straight back.
 //
-// Inside a block, values are stored a position per row ([BlockTokens,
-// KVHeads*HeadDim]) and keys transposed, a feature per row ([KVHeads*
-// HeadDim, BlockTokens]), so that attention computes both q·Kᵀ and p·V as
-// sums of scaled rows, without horizontal sums.
+// A layer's slab is split by KV head first, then by block: one KV head's
+// part of a block holds its values a position per row ([BlockTokens,
+// HeadDim]) and its keys transposed, a feature per row ([HeadDim,
+// BlockTokens]), so that attention computes both q·Kᵀ and p·V as sums of
+// scaled rows, without horizontal sums. The keys and values of one head
+// over blocks of consecutive ids are then one run of memory each, which
+// attention, a head at a time, reads front to back.
 //
 // Keys and values are stored as float32 or as IEEE half floats (the
 // model's KVDType when the pool is made). Decode reads a sequence's whole
@@ -27,7 +30,8 @@ type KVPool struct {
 	blockTokens int           // positions per block
 	blocks      int           // blocks in the pool
 	kvDim       int           // values per position and layer: KVHeads*HeadDim
-	k, v        [][]float32   // F32: per layer, per block: keys [kvDim, blockTokens], values [blockTokens, kvDim]
+	headDim     int           // values per position, layer and KV head
+	k, v        [][]float32   // F32: per layer, per KV head, per block: keys [headDim, blockTokens], values [blockTokens, headDim]
 	k16, v16    [][]uint16    // F16: the same, as half floats
 	free        []int32       // ids of the free blocks, used as a stack
 }
@@ -66,6 +70,7 @@ func (m *Model) NewKVPool(blockTokens, blocks int) *KVPool {
 		blockTokens: blockTokens,
 		blocks:      blocks,
 		kvDim:       c.KVHeads * c.HeadDim,
+		headDim:     c.HeadDim,
 		free:        make([]int32, blocks),
 	}
 	size := blocks * blockTokens * p.kvDim
@@ -82,6 +87,11 @@ func (m *Model) NewKVPool(blockTokens, blocks int) *KVPool {
 	}
 	return p
 }
+
+// span returns the offset in a layer's slab of KV head h's part of block
+// b: HeadDim rows of transposed keys in the key slab, BlockTokens value
+// rows in the value slab.
+func (p *KVPool) span(h, b int) int { return (h*p.blocks + b) * p.blockTokens * p.headDim }
 
 // DType returns the type the pool stores keys and values as.
 func (p *KVPool) DType() kernels.DType { return p.dtype }
@@ -104,7 +114,8 @@ func (p *KVPool) NewCache() *Cache { return &Cache{pool: p} }
 // Cache is one sequence's key/value cache: for every layer, the keys and
 // values of the positions seen so far, stored in the blocks of a KVPool.
 // Position pos lives in block blocks[pos/BlockTokens], at offset
-// pos%BlockTokens (a row of values, a column of keys: see KVPool).
+// pos%BlockTokens (for each KV head a row of values and a column of keys:
+// see KVPool).
 type Cache struct {
 	Len int // positions filled
 	Cap int // positions it may fill: those its blocks hold, at most its limit
