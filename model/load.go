@@ -16,7 +16,8 @@ import (
 // their stored dtype; q/k rows stored in GGUF's interleaved RoPE order are
 // converted to rotate_half order. F32, F16 and BF16 projections and LM
 // head are copied into the interleaved layout the decode kernels stream
-// fastest (kernels.Interleave); the rest stays memory-mapped.
+// fastest (kernels.Interleave), and the pages of the file they came from
+// are released; the rest stays memory-mapped.
 // pool runs the model's kernels; nil means a new pool with one worker per
 // core.
 func Load(path string, pool *kernels.Pool) (*Model, error) {
@@ -37,7 +38,15 @@ func Load(path string, pool *kernels.Pool) (*Model, error) {
 		m.Close()
 		return nil, fmt.Errorf("%w (in %s)", err, path)
 	}
-	m.Weights.interleave()
+	m.Weights.interleave(func(b []byte) {
+		// The copy replaces the file's bytes: let their pages go, or the
+		// process would hold the weights twice.
+		for _, c := range m.closers {
+			if f, ok := c.(interface{ Release([]byte) }); ok {
+				f.Release(b)
+			}
+		}
+	})
 	if pool == nil {
 		pool = kernels.NewPool(0)
 		m.ownPool = true

@@ -76,16 +76,23 @@ func (w *Weights) checkShapes(c *Config) error {
 // interleave puts the projections and the LM head in the layout that the
 // decode kernels stream fastest, kernels.Interleave: a decode step reads
 // every one of them once, 4 rows at a time. A tied embedding follows the
-// head, so the two stay one matrix.
-func (w *Weights) interleave() {
+// head, so the two stay one matrix. release is called with the data of
+// each matrix it replaced, which nothing reads any more.
+func (w *Weights) interleave(release func([]byte)) {
+	swap := func(m *kernels.Matrix) {
+		old := m.Data
+		if *m = kernels.Interleave(*m); len(old) > 0 && &m.Data[0] != &old[0] {
+			release(old)
+		}
+	}
 	tied := w.tied()
-	w.Head = kernels.Interleave(w.Head)
+	swap(&w.Head)
 	if tied {
 		w.Embed = w.Head
 	}
 	for i := range w.Layers {
 		for m := range w.Layers[i].Proj {
-			w.Layers[i].Proj[m] = kernels.Interleave(w.Layers[i].Proj[m])
+			swap(&w.Layers[i].Proj[m])
 		}
 	}
 }

@@ -84,6 +84,16 @@ func (f *File) Close() error {
 	return nil
 }
 
+// Release tells the OS that the caller no longer reads b, the data of a
+// tensor of f (or a part of it), which it has copied: the pages wholly
+// inside b leave the process's resident set (see fsutil.DropPages). It
+// does nothing for b outside the mapping, or for a File from Parse.
+func (f *File) Release(b []byte) {
+	if f.mapped && !f.closed && fsutil.Within(b, f.data) {
+		fsutil.DropPages(b)
+	}
+}
+
 // Keys returns the metadata keys in file order.
 func (f *File) Keys() []string {
 	keys := make([]string, len(f.kvs))

@@ -210,6 +210,19 @@ func (f *File) Close() error {
 	return first
 }
 
+// Release tells the OS that the caller no longer reads b, the data of a
+// tensor of f (or a part of it), which it has copied: the pages wholly
+// inside b leave the process's resident set (see fsutil.DropPages). It
+// does nothing for b outside the file's mappings.
+func (f *File) Release(b []byte) {
+	for _, m := range f.mapped {
+		if fsutil.Within(b, m) {
+			fsutil.DropPages(b)
+			return
+		}
+	}
+}
+
 // Names returns the names of all tensors, sorted, whatever their dtype.
 func (f *File) Names() []string { return slices.Clone(f.names) }
 
