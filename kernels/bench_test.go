@@ -89,6 +89,8 @@ func BenchmarkOps(b *testing.B) {
 	rng := rand.New(rand.NewPCG(11, 11))
 	x, y, w := randFloats(rng, 4096), randFloats(rng, 4096), randFloats(rng, 4096)
 	bf := randMatrix(rng, BF16, 1, 4096)
+	bf4 := randMatrix(rng, BF16, 4, 4096)
+	ibf := Interleave(bf4)
 	for _, im := range impls {
 		b.Run(im.name, func(b *testing.B) {
 			saved := active
@@ -107,6 +109,22 @@ func BenchmarkOps(b *testing.B) {
 			b.Run("AxpyRow/BF16/4096", func(b *testing.B) {
 				for b.Loop() {
 					AxpyRow(y, 1e-3, bf, 0)
+				}
+			})
+			// A row of an interleaved matrix is 128 runs of 32 values.
+			b.Run("AxpyRow/BF16/4096/interleaved", func(b *testing.B) {
+				for b.Loop() {
+					AxpyRow(y, 1e-3, ibf, 1)
+				}
+			})
+			b.Run("Row/BF16/4096", func(b *testing.B) {
+				for b.Loop() {
+					bf4.Row(1, y)
+				}
+			})
+			b.Run("Row/BF16/4096/interleaved", func(b *testing.B) {
+				for b.Loop() {
+					ibf.Row(1, y)
 				}
 			})
 			b.Run("RMSNorm/4096", func(b *testing.B) {

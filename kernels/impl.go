@@ -14,27 +14,34 @@ type impl struct {
 	dot        func(a, b []float32) float32
 	axpyRow    func(y []float32, alpha float32, dt DType, src []byte) // y += alpha·src[:len(y)]
 	decodeRow  func(dst []float32, dt DType, src []byte)
-	rmsNorm    func(out, x, weight []float32, eps float32)
-	dotRows    func(y []float32, ystride int, x []float32, xstride, n int, w []float32, wstride, rows, cols int)
-	axpyRows   func(y []float32, ystride int, a []float32, astride, n int, x []float32, xstride, rows, cols int)
-	axpyRows16 func(y []float32, ystride int, a []float32, astride, n int, x []uint16, xstride, rows, cols int)
-	expSum     func(x []float32, max, scale float32) float32 // x[i] = exp((x[i]-max)·scale); returns Σ
-	siluMul    func(gate, up []float32)
+	// axpyUnits and decodeUnits are axpyRow and decodeRow for a row
+	// stored in units of InterleaveCols values stride bytes apart (see
+	// Matrix.rowUnits); stride 0 means one contiguous row.
+	axpyUnits   func(y []float32, alpha float32, dt DType, src []byte, stride int)
+	decodeUnits func(dst []float32, dt DType, src []byte, stride int)
+	rmsNorm     func(out, x, weight []float32, eps float32)
+	dotRows     func(y []float32, ystride int, x []float32, xstride, n int, w []float32, wstride, rows, cols int)
+	axpyRows    func(y []float32, ystride int, a []float32, astride, n int, x []float32, xstride, rows, cols int)
+	axpyRows16  func(y []float32, ystride int, a []float32, astride, n int, x []uint16, xstride, rows, cols int)
+	expSum      func(x []float32, max, scale float32) float32 // x[i] = exp((x[i]-max)·scale); returns Σ
+	siluMul     func(gate, up []float32)
 }
 
 // goImpl is the pure-Go reference, which runs everywhere.
 var goImpl = &impl{
-	name:       "go",
-	matmulRows: matmulRowsGo,
-	dot:        dotGo,
-	axpyRow:    axpyRowGo,
-	decodeRow:  decodeRowGo,
-	rmsNorm:    rmsNormGo,
-	dotRows:    dotRowsGo,
-	axpyRows:   axpyRowsGo,
-	axpyRows16: axpyRowsF16Go,
-	expSum:     expSumGo,
-	siluMul:    siluMulGo,
+	name:        "go",
+	matmulRows:  matmulRowsGo,
+	dot:         dotGo,
+	axpyRow:     axpyRowGo,
+	decodeRow:   decodeRowGo,
+	axpyUnits:   axpyUnitsGo,
+	decodeUnits: decodeUnitsGo,
+	rmsNorm:     rmsNormGo,
+	dotRows:     dotRowsGo,
+	axpyRows:    axpyRowsGo,
+	axpyRows16:  axpyRowsF16Go,
+	expSum:      expSumGo,
+	siluMul:     siluMulGo,
 }
 
 // impls lists the implementations this CPU can run, fastest first; the

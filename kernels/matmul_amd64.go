@@ -34,7 +34,7 @@ const blockBytes = 128 << 10
 // row at a time.
 func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch []float32) {
 	if hi-lo < 4 {
-		matmulRowsDot(y, x, w, n, lo, hi, scratch, s.decodeRow, s.dotSlices)
+		matmulRowsDot(y, x, w, n, lo, hi, scratch, s.decodeUnits, s.dotSlices)
 		return
 	}
 	if w.Interleaved {

@@ -44,7 +44,7 @@ func checkMatMul(t *testing.T, p *Pool, rng *rand.Rand, w Matrix, n int) {
 	}
 	row := make([]float32, w.Cols)
 	for r := range w.Rows {
-		w.decodeRow(row, r, decodeRowGo)
+		w.decodeRow(row, r, decodeUnitsGo)
 		for tok := range n {
 			var bound float64
 			for c, v := range row {
@@ -248,6 +248,19 @@ func TestInterleave(t *testing.T) {
 		bad.Interleaved = true
 		if bad.Validate() == nil {
 			t.Errorf("Validate accepted an interleaved 8x48 matrix")
+		}
+		for name, read := range map[string]func(){
+			"Row":     func() { bad.Row(0, make([]float32, 48)) },
+			"AxpyRow": func() { AxpyRow(make([]float32, 48), 1, bad, 0) },
+		} {
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("%s of an interleaved 8x48 matrix did not panic", name)
+					}
+				}()
+				read()
+			}()
 		}
 	})
 }

@@ -68,12 +68,19 @@ func canInterleave(m Matrix) bool {
 	return false
 }
 
-// unit returns the bytes of the u-th InterleaveCols values of row r of an
-// interleaved matrix.
-func (m Matrix) unit(r, u int) []byte {
-	ub, rb := m.DType.RowBytes(InterleaveCols), m.DType.RowBytes(m.Cols)
-	off := (r-r%4)*rb + (4*u+r%4)*ub
-	return m.Data[off : off+ub]
+// rowUnits returns the stored bytes of row r from its first value on, and
+// how far apart its units of InterleaveCols values are: 0 for a
+// row-major matrix, whose row is one run.
+func (m Matrix) rowUnits(r int) (src []byte, stride int) {
+	rb := m.DType.RowBytes(m.Cols)
+	if !m.Interleaved {
+		return m.Data[r*rb : (r+1)*rb], 0
+	}
+	if !canInterleave(m) {
+		panic("kernels: " + m.DType.String() + " matrix cannot be interleaved")
+	}
+	ub, g := m.DType.RowBytes(InterleaveCols), r-r%4
+	return m.Data[g*rb+(r%4)*ub : (g+4)*rb], 4 * ub
 }
 
 // NewF32Matrix wraps float32 values as a Matrix without copying.
@@ -114,17 +121,13 @@ func (m Matrix) RowData(r int) []byte {
 }
 
 // Row converts row r to float32 into dst, which must hold Cols values.
-func (m Matrix) Row(r int, dst []float32) { m.decodeRow(dst, r, active.decodeRow) }
+func (m Matrix) Row(r int, dst []float32) { m.decodeRow(dst, r, active.decodeUnits) }
 
-// decodeRow converts row r of m, in either layout, into dst with decode.
-func (m Matrix) decodeRow(dst []float32, r int, decode func(dst []float32, dt DType, src []byte)) {
-	if !m.Interleaved {
-		decode(dst[:m.Cols], m.DType, m.RowData(r))
-		return
-	}
-	for u := 0; u < m.Cols/InterleaveCols; u++ {
-		decode(dst[u*InterleaveCols:(u+1)*InterleaveCols], m.DType, m.unit(r, u))
-	}
+// decodeRow converts row r of m, in either layout, into dst with decode,
+// an impl's decodeUnits.
+func (m Matrix) decodeRow(dst []float32, r int, decode func(dst []float32, dt DType, src []byte, stride int)) {
+	src, stride := m.rowUnits(r)
+	decode(dst[:m.Cols], m.DType, src, stride)
 }
 
 // DecodeRow converts len(dst) values stored as dt in src to float32,

@@ -14,13 +14,8 @@ func Axpy(alpha float32, x, y []float32) {
 // y[:m.Cols]: the "expand" step of a LoRA adapter whose B is stored
 // transposed, one row per rank. For Q8_0 m.Cols is a multiple of 32.
 func AxpyRow(y []float32, alpha float32, m Matrix, r int) {
-	if !m.Interleaved {
-		active.axpyRow(y[:m.Cols], alpha, m.DType, m.RowData(r))
-		return
-	}
-	for u := 0; u < m.Cols/InterleaveCols; u++ {
-		active.axpyRow(y[u*InterleaveCols:(u+1)*InterleaveCols], alpha, m.DType, m.unit(r, u))
-	}
+	src, stride := m.rowUnits(r)
+	active.axpyUnits(y[:m.Cols], alpha, m.DType, src, stride)
 }
 
 // RMSNorm writes x·rsqrt(mean(x²)+eps)·weight to out; out may alias x.

@@ -52,6 +52,40 @@ func (s *simd) decodeRow(dst []float32, dt DType, src []byte) {
 	}
 }
 
+// axpyUnits and decodeUnits check the bounds once and then call the
+// kernels a unit at a time: a row of an interleaved matrix is Cols/32
+// short runs, and the training backward pass reads every row of the base
+// weights this way.
+func (s *simd) axpyUnits(y []float32, alpha float32, dt DType, src []byte, stride int) {
+	if stride == 0 {
+		s.axpyRow(y, alpha, dt, src)
+		return
+	}
+	if s.axpy[dt] == nil {
+		axpyUnitsGo(y, alpha, dt, src, stride)
+		return
+	}
+	units := checkUnits(src, dt, len(y), stride)
+	for u := range units {
+		s.axpy[dt](&y[u*InterleaveCols], &src[u*stride], alpha, InterleaveCols)
+	}
+}
+
+func (s *simd) decodeUnits(dst []float32, dt DType, src []byte, stride int) {
+	if stride == 0 {
+		s.decodeRow(dst, dt, src)
+		return
+	}
+	units := checkUnits(src, dt, len(dst), stride)
+	if dt == F32 || s.decode[dt] == nil {
+		decodeUnitsGo(dst, dt, src, stride)
+		return
+	}
+	for u := range units {
+		s.decode[dt](&dst[u*InterleaveCols], &src[u*stride], InterleaveCols)
+	}
+}
+
 func (s *simd) rmsNorm(out, x, weight []float32, eps float32) {
 	n := len(x)
 	out, weight = out[:n], weight[:n]

@@ -134,3 +134,38 @@ func siluMulGo(gate, up []float32) {
 		gate[i] = g / (1 + float32(math.Exp(float64(-g)))) * up[i]
 	}
 }
+
+// axpyUnitsGo is axpyRowGo for a row stored in units of InterleaveCols
+// values stride bytes apart; stride 0 means one contiguous row.
+func axpyUnitsGo(y []float32, alpha float32, dt DType, src []byte, stride int) {
+	if stride == 0 {
+		axpyRowGo(y, alpha, dt, src)
+		return
+	}
+	for u := range checkUnits(src, dt, len(y), stride) {
+		axpyRowGo(y[u*InterleaveCols:(u+1)*InterleaveCols], alpha, dt, src[u*stride:])
+	}
+}
+
+// decodeUnitsGo is decodeRowGo for a row stored in units of
+// InterleaveCols values stride bytes apart; stride 0 means one
+// contiguous row.
+func decodeUnitsGo(dst []float32, dt DType, src []byte, stride int) {
+	if stride == 0 {
+		decodeRowGo(dst, dt, src)
+		return
+	}
+	for u := range checkUnits(src, dt, len(dst), stride) {
+		decodeRowGo(dst[u*InterleaveCols:(u+1)*InterleaveCols], dt, src[u*stride:])
+	}
+}
+
+// checkUnits panics unless n values in units of InterleaveCols, stride
+// bytes apart, fit in src, and returns the number of units.
+func checkUnits(src []byte, dt DType, n, stride int) int {
+	units := n / InterleaveCols
+	if n%InterleaveCols != 0 || units > 0 && len(src) < (units-1)*stride+dt.RowBytes(InterleaveCols) {
+		panic("kernels: " + dt.String() + " interleaved row does not fit its source")
+	}
+	return units
+}

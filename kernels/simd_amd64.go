@@ -66,17 +66,19 @@ func simdImpls() []*impl {
 
 func (s *simd) impl(name string) *impl {
 	return &impl{
-		name:       name,
-		matmulRows: s.matmulRows,
-		dot:        s.dotSlices,
-		axpyRow:    s.axpyRow,
-		decodeRow:  s.decodeRow,
-		rmsNorm:    s.rmsNorm,
-		dotRows:    s.dotRows,
-		axpyRows:   axpyRowsAVX2,
-		axpyRows16: axpyRowsF16AVX2Slices,
-		expSum:     expSumSlices,
-		siluMul:    siluMulSlices,
+		name:        name,
+		matmulRows:  s.matmulRows,
+		dot:         s.dotSlices,
+		axpyRow:     s.axpyRow,
+		decodeRow:   s.decodeRow,
+		axpyUnits:   s.axpyUnits,
+		decodeUnits: s.decodeUnits,
+		rmsNorm:     s.rmsNorm,
+		dotRows:     s.dotRows,
+		axpyRows:    axpyRowsAVX2,
+		axpyRows16:  axpyRowsF16AVX2Slices,
+		expSum:      expSumSlices,
+		siluMul:     siluMulSlices,
 	}
 }
 

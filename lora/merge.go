@@ -10,9 +10,9 @@ import (
 // Merge folds an adapter into a model's weights, W' = W + s·B·A, for a
 // dedicated deployment that serves one adapter and wants no per-token
 // delta. Every projection the adapter touches is replaced by a new F32
-// matrix, interleaved as Load leaves them (the stored file is not changed); the others are left as they
-// are. The shared serving path never merges: it keeps adapters unmerged
-// so one batch can mix them.
+// matrix, interleaved as Load leaves them (the stored file is not
+// changed); the others are left as they are. The shared serving path
+// never merges: it keeps adapters unmerged so one batch can mix them.
 func Merge(m *model.Model, a *Adapter) error {
 	if err := a.Validate(&m.Config); err != nil {
 		return err

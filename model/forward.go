@@ -383,11 +383,11 @@ func (m *Model) mergeParts(pairs, parts int) {
 // in the range and sum[h] = Σ e^(s-mx[h]), out row h = Σ e^(s-mx[h])·V.
 // (kernels.SoftmaxParts: mx is in the units of s, scale included.)
 // q and out hold g rows of HeadDim values; kvh is the KV head; p0 is a
-// multiple of the block size. The positions
-// are visited block by block through the cache's block table. Both
-// products are AxpyRows (AxpyRowsF16 for an F16 cache), which needs no
-// horizontal sums: q·Kᵀ runs over a block's key columns (the keys of a
-// block are stored transposed), p·V over its value rows.
+// multiple of the block size. The positions are visited block by block
+// through the cache's block table. Both products are AxpyRows
+// (AxpyRowsF16 for an F16 cache), which needs no horizontal sums: q·Kᵀ
+// runs over a block's key columns (the keys of a block are stored
+// transposed), p·V over its value rows.
 //
 // Each head's scores take a row of p1-p0 rounded up to whole blocks, so
 // that q·Kᵀ covers every block whole, its last block included: the

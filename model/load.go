@@ -14,10 +14,13 @@ import (
 // Load opens a model: a Hugging Face directory (config.json and
 // safetensors weights, sharded or not) or a GGUF file. The weights keep
 // their stored dtype; q/k rows stored in GGUF's interleaved RoPE order are
-// converted to rotate_half order. F32, F16 and BF16 projections and LM
-// head are copied into the interleaved layout the decode kernels stream
-// fastest (kernels.Interleave), and the pages of the file they came from
-// are released; the rest stays memory-mapped.
+// converted to rotate_half order. The F32, F16 and BF16 projections and
+// LM head whose shape allows it are copied into the interleaved layout the
+// decode kernels stream fastest (kernels.Interleave), and the pages of
+// the file they came from are released; the rest stays memory-mapped.
+// The copies are the process's own memory: processes serving one file
+// do not share them, and the OS cannot drop them under memory pressure
+// as it can a mapping's pages.
 // pool runs the model's kernels; nil means a new pool with one worker per
 // core.
 func Load(path string, pool *kernels.Pool) (*Model, error) {
@@ -287,7 +290,9 @@ func readGGUF(f *gguf.File, m *Model) error {
 				if w.Rows != heads*c.HeadDim {
 					return fmt.Errorf("tensor %s%s.weight has %d rows, want %d", p, mod.GGUFName(), w.Rows, heads*c.HeadDim)
 				}
-				w.Data = UnpermuteRows(w.Data, heads, c.HeadDim, w.DType.RowBytes(w.Cols))
+				stored := w.Data
+				w.Data = UnpermuteRows(stored, heads, c.HeadDim, w.DType.RowBytes(w.Cols))
+				f.Release(stored) // copied: let the file's pages go (see Load)
 				if b := l.Bias[mod]; b != nil {
 					l.Bias[mod] = kernels.AsF32(UnpermuteRows(kernels.F32Bytes(b), heads, c.HeadDim, 4))
 				}

@@ -176,19 +176,25 @@ type bwScratch struct {
 
 // matmulBackwardXRows is matmulBackwardX as plain row loops, and its
 // reference: workers take tokens; each streams W's rows over blocks of a
-// few tokens, adding dy[t, o]·W[o] to dx[t] with the AxpyRow kernel,
-// which converts W from its stored type.
+// few tokens, converting each row to float32 once per block (W may be
+// stored in any type and layout) and adding dy[t, o]·W[o] to dx[t].
 func matmulBackwardXRows(pool *kernels.Pool, dx, dy []float32, w kernels.Matrix, n int) {
 	in, out := w.Cols, w.Rows
 	const block = 8
-	pool.Parallel(n, 1, func(_, lo, hi int) {
+	pool.Parallel(n, 1, func(worker, lo, hi int) {
 		clear(dx[lo*in : hi*in])
+		row := pool.Scratch(worker, in)
 		for t0 := lo; t0 < hi; t0 += block {
 			t1 := min(t0+block, hi)
 			for o := range out {
+				decoded := false
 				for t := t0; t < t1; t++ {
 					if g := dy[t*out+o]; g != 0 {
-						kernels.AxpyRow(dx[t*in:(t+1)*in], g, w, o)
+						if !decoded {
+							w.Row(o, row)
+							decoded = true
+						}
+						kernels.Axpy(g, row, dx[t*in:(t+1)*in])
 					}
 				}
 			}

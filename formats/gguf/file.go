@@ -87,7 +87,8 @@ func (f *File) Close() error {
 // Release tells the OS that the caller no longer reads b, the data of a
 // tensor of f (or a part of it), which it has copied: the pages wholly
 // inside b leave the process's resident set (see fsutil.DropPages). It
-// does nothing for b outside the mapping, or for a File from Parse.
+// must not run concurrently with Close, and does nothing for b outside
+// the mapping, or for a File from Parse.
 func (f *File) Release(b []byte) {
 	if f.mapped && !f.closed && fsutil.Within(b, f.data) {
 		fsutil.DropPages(b)

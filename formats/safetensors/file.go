@@ -213,7 +213,8 @@ func (f *File) Close() error {
 // Release tells the OS that the caller no longer reads b, the data of a
 // tensor of f (or a part of it), which it has copied: the pages wholly
 // inside b leave the process's resident set (see fsutil.DropPages). It
-// does nothing for b outside the file's mappings.
+// must not run concurrently with Close, and does nothing for b outside
+// the file's mappings.
 func (f *File) Release(b []byte) {
 	for _, m := range f.mapped {
 		if fsutil.Within(b, m) {

