@@ -29,6 +29,12 @@ const blockBytes = 128 << 10
 //     runs over the panel for blocks of tokens that stay in L2, each
 //     4-row tile staying in L1 for a whole block.
 //
+// An interleaved matrix takes the tileI kernels, each 4-row tile one
+// group; converting a panel in one pass keeps the interleaved order, as
+// interleaving moves whole runs of values. Its rows come in whole groups
+// and whole vectors, so lo and hi are multiples of 4 (MatMul hands out
+// whole tiles) and the tail and overlap below never arise.
+//
 // The last tile of a panel is moved back to end with it, overlapping the
 // one before; it writes the same values again. Ranges under 4 rows go one
 // row at a time.
@@ -37,24 +43,33 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch []flo
 		matmulRowsDot(y, x, w, n, lo, hi, scratch, s.decodeUnits, s.dotSlices)
 		return
 	}
-	if w.Interleaved {
-		s.matmulGroups(y, x, w, n, lo, hi, scratch)
-		return
-	}
 	dt, rows, cols := w.DType, w.Rows, w.Cols
 	rowBytes := dt.RowBytes(cols)
 	k := cols &^ (s.lanes - 1) // the columns the kernels take (all of them for Q8_0)
+	tiles := &s.tile
+	if w.Interleaved {
+		tiles = &s.tileI
+	}
 
 	if maxT := s.maxT[dt]; n <= decodeGroups[dt]*maxT { // decode
 		// A few sequences decoding together: the tokens go through each
 		// 4-row tile in groups of maxT while the tile's weights are
 		// still in L1, so memory is read once for all of them.
-		tile := s.tile[dt]
+		tile := tiles[dt]
 		for r0 := lo; r0 < hi; r0 += 4 {
 			r := min(r0, hi-4)
 			wt := w.Data[r*rowBytes:]
 			for t := 0; t < n; t += maxT {
-				tile(&y[t*rows+r], rows, &x[t*cols], cols, &wt[0], rowBytes, k, min(maxT, n-t))
+				arg := rowBytes // the row stride; for tileI, a prefetch distance
+				if w.Interleaved {
+					// Only the first token group streams the group
+					// from memory and prefetches ahead.
+					arg = 0
+					if t == 0 {
+						arg = ilvPrefetch
+					}
+				}
+				tile(&y[t*rows+r], rows, &x[t*cols], cols, &wt[0], arg, k, min(maxT, n-t))
 			}
 			if k < cols {
 				addTail(y, x, dt, wt, rowBytes, rows, cols, k, r, 0, n)
@@ -63,7 +78,7 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch []flo
 		return
 	}
 
-	tile, maxT := s.tile[F32], s.maxT[F32]
+	tile, maxT := tiles[F32], s.maxT[F32]
 	block := max(maxT, blockBytes/(4*cols)/maxT*maxT)
 	for p0, p1 := lo, lo; p0 < hi; p0 = p1 {
 		p1 = min(p0+panelRows(cols), hi)
@@ -73,10 +88,12 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch []flo
 		panel, stride := w.Data[p0*rowBytes:p1*rowBytes], rowBytes
 		if dt != F32 {
 			f := scratch[:(p1-p0)*cols]
-			for r := p0; r < p1; r++ {
-				s.decodeRow(f[(r-p0)*cols:(r-p0+1)*cols], dt, w.RowData(r))
-			}
+			s.decodeRow(f, dt, panel) // rows are whole blocks: one pass converts them all
 			panel, stride = F32Bytes(f), 4*cols
+		}
+		arg := stride // the row stride; tileI takes a prefetch distance, none here: the panel is in cache
+		if w.Interleaved {
+			arg = 0
 		}
 		for t0 := 0; t0 < n; t0 += block {
 			t1 := min(t0+block, n)
@@ -84,7 +101,7 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch []flo
 				r := min(r0, p1-4)
 				wt := panel[(r-p0)*stride:]
 				for t := t0; t < t1; t += maxT {
-					tile(&y[t*rows+r], rows, &x[t*cols], cols, &wt[0], stride, k, min(maxT, t1-t))
+					tile(&y[t*rows+r], rows, &x[t*cols], cols, &wt[0], arg, k, min(maxT, t1-t))
 				}
 				if k < cols {
 					addTail(y, x, F32, wt, stride, rows, cols, k, r, t0, t1)
@@ -111,46 +128,3 @@ func addTail(y, x []float32, dt DType, w []byte, stride, rows, cols, k, r, t0, t
 // prefetches in decode. In a prototype (F16, one core and two), 1 KB
 // ahead streamed 5-15% faster than 0.5, 2, 4 or 8 KB.
 const ilvPrefetch = 1024
-
-// matmulGroups is matmulRows for an interleaved matrix, whose rows lo and
-// hi are multiples of 4 (MatMul hands out whole tiles, and an interleaved
-// matrix has whole groups): the same two regimes, each 4-row tile one
-// group. Prefill converts a panel of groups to float32 in one pass, which
-// keeps the interleaved order, and runs the interleaved F32 tile over it.
-func (s *simd) matmulGroups(y, x []float32, w Matrix, n, lo, hi int, scratch []float32) {
-	dt, rows, cols := w.DType, w.Rows, w.Cols
-	rowBytes := dt.RowBytes(cols)
-	if maxT := s.maxT[dt]; n <= decodeGroups[dt]*maxT { // decode
-		// The first token group streams the group from memory and
-		// prefetches ahead; the others find it in L1.
-		tile := s.tileI[dt]
-		for r := lo; r < hi; r += 4 {
-			wt := w.Data[r*rowBytes:]
-			for t, prefetch := 0, ilvPrefetch; t < n; t, prefetch = t+maxT, 0 {
-				tile(&y[t*rows+r], rows, &x[t*cols], cols, &wt[0], prefetch, cols, min(maxT, n-t))
-			}
-		}
-		return
-	}
-
-	tile, maxT := s.tileI[F32], s.maxT[F32]
-	block := max(maxT, blockBytes/(4*cols)/maxT*maxT)
-	for p0, p1 := lo, lo; p0 < hi; p0 = p1 {
-		p1 = min(p0+panelRows(cols), hi)
-		panel := w.Data[p0*rowBytes : p1*rowBytes]
-		if dt != F32 {
-			f := scratch[:(p1-p0)*cols]
-			s.decodeRow(f, dt, panel)
-			panel = F32Bytes(f)
-		}
-		for t0 := 0; t0 < n; t0 += block {
-			t1 := min(t0+block, n)
-			for r := p0; r < p1; r += 4 {
-				wt := panel[(r-p0)*4*cols:]
-				for t := t0; t < t1; t += maxT {
-					tile(&y[t*rows+r], rows, &x[t*cols], cols, &wt[0], 0, cols, min(maxT, t1-t))
-				}
-			}
-		}
-	}
-}
