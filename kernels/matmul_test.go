@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -263,4 +265,66 @@ func TestInterleave(t *testing.T) {
 			}()
 		}
 	})
+}
+
+// TestTileRange checks the two ends of a worker's range: its owner takes
+// a quarter of what is left from the front (at least the claim), another
+// worker takes the back half.
+func TestTileRange(t *testing.T) {
+	var r tileRange
+	r.set(10, 50)
+	if lo, hi, ok := r.takeFront(3); !ok || lo != 10 || hi != 20 {
+		t.Errorf("takeFront of [10,50) = [%d,%d) %v, want [10,20)", lo, hi, ok)
+	}
+	if lo, hi, ok := r.takeBack(); !ok || lo != 35 || hi != 50 {
+		t.Errorf("takeBack of [20,50) = [%d,%d) %v, want [35,50)", lo, hi, ok)
+	}
+	if lo, hi, ok := r.takeFront(20); !ok || lo != 20 || hi != 35 {
+		t.Errorf("takeFront(20) of [20,35) = [%d,%d) %v, want all of it", lo, hi, ok)
+	}
+	if _, _, ok := r.takeFront(1); ok {
+		t.Error("takeFront of an empty range took something")
+	}
+	if _, _, ok := r.takeBack(); ok {
+		t.Error("takeBack of an empty range took something")
+	}
+	r.set(7, 8)
+	if lo, hi, ok := r.takeBack(); !ok || lo != 7 || hi != 8 {
+		t.Errorf("takeBack of [7,8) = [%d,%d) %v, want the last tile", lo, hi, ok)
+	}
+}
+
+// TestMatMulStealsEveryTileOnce drains the ranges of a MatMul from many
+// goroutines at once, each taking from its own range and stealing from
+// the others, and checks that every tile was computed exactly once.
+func TestMatMulStealsEveryTileOnce(t *testing.T) {
+	const workers, tiles = 6, 1000
+	p := NewPool(1)
+	defer p.Close()
+	p.tiles = make([]tileRange, workers)
+	for round := range 50 {
+		per := (tiles + workers - 1) / workers
+		for i := range p.tiles {
+			lo := min(i*per, tiles)
+			p.tiles[i].set(lo, min(lo+per, tiles))
+		}
+		var count [tiles]atomic.Int32
+		m := matmulTask{pool: p, tiles: tiles, claim: 1 + round%3}
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for lo, hi, ok := m.next(w); ok; lo, hi, ok = m.next(w) {
+					for i := lo; i < hi; i++ {
+						count[i].Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for i := range count {
+			if c := count[i].Load(); c != 1 {
+				t.Fatalf("round %d: tile %d computed %d times", round, i, c)
+			}
+		}
+	}
 }

@@ -1,8 +1,11 @@
 package kernels
 
 import (
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestParallelCoversEachIndexOnce(t *testing.T) {
@@ -93,5 +96,32 @@ func BenchmarkParallelOverhead(b *testing.B) {
 	fn := func(w, lo, hi int) { sink[w*8] += int64(hi - lo) }
 	for b.Loop() {
 		p.Parallel(1024, 1, fn)
+	}
+}
+
+// TestParallelAfterParking runs Parallel calls far enough apart that the
+// workers park between them, and again back to back: every call must
+// see every chunk run once, whichever way its worker was woken.
+func TestParallelAfterParking(t *testing.T) {
+	p := NewPool(3)
+	for i := range 20 {
+		if i%4 == 0 {
+			time.Sleep(2 * spinTime)
+		}
+		var ran [3]atomic.Int32
+		p.Parallel(3, 1, func(worker, lo, hi int) { ran[worker].Add(1) })
+		for w := range ran {
+			if n := ran[w].Load(); n != 1 {
+				t.Fatalf("call %d: worker %d ran %d times", i, w, n)
+			}
+		}
+	}
+	before := runtime.NumGoroutine()
+	p.Close()
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before-2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("Close left %d of the 2 workers running", runtime.NumGoroutine()-(before-2))
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
