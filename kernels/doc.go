@@ -21,7 +21,11 @@
 //
 // The implementations agree to float32 rounding, not bit for bit: the
 // vector kernels sum in a different order, use fused multiply-adds and a
-// polynomial exp. Conversions (DecodeRow) are exact everywhere.
+// polynomial exp. Conversions (DecodeRow) are exact everywhere. One
+// exception: in decode (up to 8 tokens), the assembly multiplies Q8_0
+// weights by activations rounded to int8 in blocks of 32, as llama.cpp
+// does (q8act.go), which is within the activations' rounding, not float
+// rounding, of the Go path.
 //
 // # Weights
 //

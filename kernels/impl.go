@@ -9,11 +9,16 @@ type impl struct {
 	name string // "avx512", "avx2" or "go"
 
 	// matmulRows computes output rows [lo, hi) of MatMul for n tokens.
-	// scratch holds at least 4*w.Cols floats.
-	matmulRows func(y, x []float32, w Matrix, n, lo, hi int, scratch []float32)
-	dot        func(a, b []float32) float32
-	axpyRow    func(y []float32, alpha float32, dt DType, src []byte) // y += alpha·src[:len(y)]
-	decodeRow  func(dst []float32, dt DType, src []byte)
+	// scratch holds at least 4*w.Cols floats. xq, if not nil, is x
+	// quantized by q8Acts, which a Q8_0 matrix then reads instead.
+	matmulRows func(y, x []float32, w Matrix, n, lo, hi int, scratch, xq []float32)
+	// q8Acts, where not nil, quantizes n tokens of cols activations for
+	// matmulRows' Q8_0 decode tile into dst (q8ActFloats(n, cols)
+	// words), or reports false if that tile does not take n tokens.
+	q8Acts    func(dst, x []float32, n, cols int) bool
+	dot       func(a, b []float32) float32
+	axpyRow   func(y []float32, alpha float32, dt DType, src []byte) // y += alpha·src[:len(y)]
+	decodeRow func(dst []float32, dt DType, src []byte)
 	// axpyUnits and decodeUnits are axpyRow and decodeRow for a row
 	// stored in units of InterleaveCols values stride bytes apart (see
 	// Matrix.rowUnits); stride 0 means one contiguous row.

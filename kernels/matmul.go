@@ -28,6 +28,16 @@ func (p *Pool) MatMul(y, x []float32, w Matrix, n int) {
 	}
 	p.mm = matmulTask{pool: p, impl: active, y: y, x: x, w: w, n: n, tiles: tiles,
 		claim: (minClaimWork + 4*n*w.Cols - 1) / (4 * n * w.Cols)}
+	if w.DType == Q8_0 && active.q8Acts != nil {
+		// Quantized once here for all workers; q8Acts declines the
+		// token counts its tile does not take.
+		if need := q8ActFloats(n, w.Cols); cap(p.acts) < need {
+			p.acts = make([]float32, need)
+		}
+		if active.q8Acts(p.acts[:cap(p.acts)], x, n, w.Cols) {
+			p.mm.xq = p.acts
+		}
+	}
 	p.Parallel(tiles, per, p.mmRun)
 	p.mm = matmulTask{}
 }
@@ -40,7 +50,7 @@ func (p *Pool) MatMulOn(w int, y, x []float32, m Matrix, n int) {
 	if !matMulArgs(y, x, m, n) {
 		return
 	}
-	active.matmulRows(y, x, m, n, 0, m.Rows, p.Scratch(w, matmulScratch(m.Cols)))
+	active.matmulRows(y, x, m, n, 0, m.Rows, p.Scratch(w, matmulScratch(m.Cols)), nil)
 }
 
 // matMulArgs panics on buffers or a matrix that MatMul cannot take, and
@@ -82,8 +92,9 @@ type matmulTask struct {
 	y, x  []float32
 	w     Matrix
 	n     int
-	tiles int // tiles of 4 rows: Rows/4, at least 1
-	claim int // the fewest tiles a worker takes from a range at a time
+	tiles int       // tiles of 4 rows: Rows/4, at least 1
+	claim int       // the fewest tiles a worker takes from a range at a time
+	xq    []float32 // x quantized for a Q8_0 decode tile (see q8act.go), or nil
 }
 
 // run computes the tiles of the worker's range in Pool.tiles (Parallel's
@@ -142,7 +153,7 @@ func (m *matmulTask) rows(worker, lo, hi int) {
 	if hi == m.tiles {
 		rhi = m.w.Rows
 	}
-	m.impl.matmulRows(m.y, m.x, m.w, m.n, rlo, rhi, m.pool.Scratch(worker, matmulScratch(m.w.Cols)))
+	m.impl.matmulRows(m.y, m.x, m.w, m.n, rlo, rhi, m.pool.Scratch(worker, matmulScratch(m.w.Cols)), m.xq)
 }
 
 // tileRange is a range of tiles [lo, hi) not yet taken, packed in one

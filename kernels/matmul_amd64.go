@@ -38,7 +38,7 @@ const blockBytes = 128 << 10
 // The last tile of a panel is moved back to end with it, overlapping the
 // one before; it writes the same values again. Ranges under 4 rows go one
 // row at a time.
-func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch []float32) {
+func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch, xq []float32) {
 	if hi-lo < 4 {
 		matmulRowsDot(y, x, w, n, lo, hi, scratch, s.decodeUnits, s.dotSlices)
 		return
@@ -51,11 +51,14 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch []flo
 		tiles = &s.tileI
 	}
 
-	if maxT := s.maxT[dt]; n <= decodeGroups[dt]*maxT { // decode
+	tile, maxT, xt, xs := tiles[dt], s.maxT[dt], x, cols
+	if dt == Q8_0 && xq != nil { // Q8_0 is never interleaved
+		tile, maxT, xt, xs = s.tileQ8A8, q8ActMaxT, xq, q8ActFloats(1, cols)
+	}
+	if n <= decodeGroups[dt]*maxT { // decode
 		// A few sequences decoding together: the tokens go through each
 		// 4-row tile in groups of maxT while the tile's weights are
 		// still in L1, so memory is read once for all of them.
-		tile := tiles[dt]
 		for r0 := lo; r0 < hi; r0 += 4 {
 			r := min(r0, hi-4)
 			wt := w.Data[r*rowBytes:]
@@ -69,7 +72,7 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch []flo
 						arg = ilvPrefetch
 					}
 				}
-				tile(&y[t*rows+r], rows, &x[t*cols], cols, &wt[0], arg, k, min(maxT, n-t))
+				tile(&y[t*rows+r], rows, &xt[t*xs], xs, &wt[0], arg, k, min(maxT, n-t))
 			}
 			if k < cols {
 				addTail(y, x, dt, wt, rowBytes, rows, cols, k, r, 0, n)
@@ -78,7 +81,7 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch []flo
 		return
 	}
 
-	tile, maxT := tiles[F32], s.maxT[F32]
+	tile, maxT = tiles[F32], s.maxT[F32]
 	block := max(maxT, blockBytes/(4*cols)/maxT*maxT)
 	for p0, p1 := lo, lo; p0 < hi; p0 = p1 {
 		p1 = min(p0+panelRows(cols), hi)
@@ -109,6 +112,22 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch []flo
 			}
 		}
 	}
+}
+
+// q8ActMaxT is the most tokens one tileQ8A8 call takes.
+const q8ActMaxT = 2
+
+// q8Acts quantizes n tokens of activations for tileQ8A8, when the decode
+// path takes n tokens.
+func (s *simd) q8Acts(dst, x []float32, n, cols int) bool {
+	if n > decodeGroups[Q8_0]*q8ActMaxT || cols%Q8_0Block != 0 || n*cols == 0 {
+		return false
+	}
+	if len(dst) < q8ActFloats(n, cols) || len(x) < n*cols {
+		panic("kernels: q8Acts buffer too small")
+	}
+	s.quantizeQ8Acts(&F32Bytes(dst)[0], &x[0], n*cols/Q8_0Block)
+	return true
 }
 
 // addTail adds columns [k, cols) to the dot products of the tile at row r,

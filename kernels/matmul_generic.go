@@ -2,7 +2,7 @@ package kernels
 
 // matmulRowsGo is the pure-Go MatMul: output rows [lo, hi), one weight row
 // at a time, decoded into scratch and dotted with every token.
-func matmulRowsGo(y, x []float32, w Matrix, n, lo, hi int, scratch []float32) {
+func matmulRowsGo(y, x []float32, w Matrix, n, lo, hi int, scratch, _ []float32) {
 	matmulRowsDot(y, x, w, n, lo, hi, scratch, decodeUnitsGo, dotGo)
 }
 

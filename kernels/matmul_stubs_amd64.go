@@ -181,3 +181,17 @@ func decodeQ4AVX2(dst *float32, src *byte, n int)
 //
 //go:noescape
 func tileQ4AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+
+// quantizeQ8ActsAVX2 quantizes blocks blocks of 32 floats at x into
+// 36-byte blocks at dst: 32 int8 values, then the float32 scale.
+//
+//go:noescape
+func quantizeQ8ActsAVX2(dst *byte, x *float32, blocks int)
+
+// tileQ8A8AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t][c] for 4 rows r of Q8_0
+// weights wstride bytes apart and nt <= 2 tokens t, whose activations x are
+// quantized blocks (see quantizeQ8ActsAVX2), xstride floats apart. k is a
+// multiple of 32. It prefetches the 4 rows after these as it reads.
+//
+//go:noescape
+func tileQ8A8AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)

@@ -38,6 +38,12 @@ func checkMatMul(t *testing.T, p *Pool, rng *rand.Rand, w Matrix, n int) {
 	want := make([]float32, n*w.Rows)
 	p.MatMul(got, x, w, n)
 	MatMulRef(want, x, w, n)
+	// A Q8_0 decode tile may take the activations quantized (see
+	// q8act.go); its reference is then the product with them.
+	if xq, ok := quantizedActs(w, x, n); ok {
+		matmulQ8ActsRef(want, F32Bytes(xq), w, n)
+		x = dequantizeQ8Acts(F32Bytes(xq), n*w.Cols)
+	}
 
 	for _, v := range got[n*w.Rows:] {
 		if !math.IsNaN(float64(v)) {

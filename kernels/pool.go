@@ -16,6 +16,7 @@ type Pool struct {
 	scratch [][]float32  // per worker: a buffer for dequantized weight rows
 
 	tiles []tileRange              // per worker: tiles of the MatMul in progress not yet taken
+	acts  []float32                // MatMul's quantized activations (see q8act.go)
 	mm    matmulTask               // the MatMul in progress
 	mmRun func(worker, lo, hi int) // mm.run, bound once so MatMul does not allocate
 }

@@ -20,6 +20,11 @@ type simd struct {
 	// interleaved.
 	tileI [numDTypes]func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt int)
 
+	// tileQ8A8 is the Q8_0 decode tile for activations quantized by
+	// quantizeQ8Acts (see q8act.go), for up to q8ActMaxT tokens.
+	tileQ8A8       func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt int)
+	quantizeQ8Acts func(dst *byte, x *float32, blocks int)
+
 	decode     [numDTypes]func(dst *float32, src *byte, n int) // nil for F32
 	axpy       [numDTypes]func(y *float32, w *byte, alpha float32, n int)
 	dot        func(a, b *float32, n int) float32
@@ -28,27 +33,33 @@ type simd struct {
 }
 
 var avx2Kernels = simd{
-	lanes:      8,
-	tile:       [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int){tileF32AVX2, tileF16AVX2, tileBF16AVX2, tileQ8AVX2, tileQ4KAVX2, tileQ6KAVX2, tileQ5AVX2, tileQ4AVX2},
-	maxT:       [numDTypes]int{F32: 3, F16: 3, BF16: 3, Q8_0: 2, Q4_K: 1, Q6_K: 1, Q5_0: 1, Q4_0: 1},
-	tileI:      [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int){tileIF32AVX2, tileIF16AVX2, tileIBF16AVX2},
-	decode:     [numDTypes]func(*float32, *byte, int){nil, decodeF16AVX2, decodeBF16AVX2, decodeQ8AVX2, decodeQ4KAVX2, decodeQ6KAVX2, decodeQ5AVX2, decodeQ4AVX2},
-	axpy:       [numDTypes]func(*float32, *byte, float32, int){axpyF32AVX2, axpyF16AVX2, axpyBF16AVX2, axpyQ8AVX2},
-	dot:        dotF32AVX2,
-	sumSquares: sumSquaresAVX2,
-	scaleMul:   scaleMulAVX2,
+	lanes:          8,
+	tile:           [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int){tileF32AVX2, tileF16AVX2, tileBF16AVX2, tileQ8AVX2, tileQ4KAVX2, tileQ6KAVX2, tileQ5AVX2, tileQ4AVX2},
+	maxT:           [numDTypes]int{F32: 3, F16: 3, BF16: 3, Q8_0: 2, Q4_K: 1, Q6_K: 1, Q5_0: 1, Q4_0: 1},
+	tileI:          [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int){tileIF32AVX2, tileIF16AVX2, tileIBF16AVX2},
+	tileQ8A8:       tileQ8A8AVX2,
+	quantizeQ8Acts: quantizeQ8ActsAVX2,
+	decode:         [numDTypes]func(*float32, *byte, int){nil, decodeF16AVX2, decodeBF16AVX2, decodeQ8AVX2, decodeQ4KAVX2, decodeQ6KAVX2, decodeQ5AVX2, decodeQ4AVX2},
+	axpy:           [numDTypes]func(*float32, *byte, float32, int){axpyF32AVX2, axpyF16AVX2, axpyBF16AVX2, axpyQ8AVX2},
+	dot:            dotF32AVX2,
+	sumSquares:     sumSquaresAVX2,
+	scaleMul:       scaleMulAVX2,
 }
 
 var avx512Kernels = simd{
-	lanes:      16,
-	tile:       [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int){tileF32AVX512, tileF16AVX512, tileBF16AVX512, tileQ8AVX512, tileQ4KAVX2, tileQ6KAVX2, tileQ5AVX2, tileQ4AVX2},
-	maxT:       [numDTypes]int{F32: 6, F16: 4, BF16: 4, Q8_0: 4, Q4_K: 1, Q6_K: 1, Q5_0: 1, Q4_0: 1},
-	tileI:      [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int){tileIF32AVX512, tileIF16AVX512, tileIBF16AVX512},
-	decode:     [numDTypes]func(*float32, *byte, int){nil, decodeF16AVX512, decodeBF16AVX512, decodeQ8AVX512, decodeQ4KAVX2, decodeQ6KAVX2, decodeQ5AVX2, decodeQ4AVX2},
-	axpy:       [numDTypes]func(*float32, *byte, float32, int){axpyF32AVX512, axpyF16AVX512, axpyBF16AVX512, axpyQ8AVX512},
-	dot:        dotF32AVX512,
-	sumSquares: sumSquaresAVX512,
-	scaleMul:   scaleMulAVX512,
+	lanes: 16,
+	tile:  [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int){tileF32AVX512, tileF16AVX512, tileBF16AVX512, tileQ8AVX512, tileQ4KAVX2, tileQ6KAVX2, tileQ5AVX2, tileQ4AVX2},
+	maxT:  [numDTypes]int{F32: 6, F16: 4, BF16: 4, Q8_0: 4, Q4_K: 1, Q6_K: 1, Q5_0: 1, Q4_0: 1},
+	tileI: [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int){tileIF32AVX512, tileIF16AVX512, tileIBF16AVX512},
+	// The AVX2 tile: an AVX-512 VNNI one (VPDPBUSD) is not written, as
+	// no machine here has AVX-512 to measure it on.
+	tileQ8A8:       tileQ8A8AVX2,
+	quantizeQ8Acts: quantizeQ8ActsAVX2,
+	decode:         [numDTypes]func(*float32, *byte, int){nil, decodeF16AVX512, decodeBF16AVX512, decodeQ8AVX512, decodeQ4KAVX2, decodeQ6KAVX2, decodeQ5AVX2, decodeQ4AVX2},
+	axpy:           [numDTypes]func(*float32, *byte, float32, int){axpyF32AVX512, axpyF16AVX512, axpyBF16AVX512, axpyQ8AVX512},
+	dot:            dotF32AVX512,
+	sumSquares:     sumSquaresAVX512,
+	scaleMul:       scaleMulAVX512,
 }
 
 // simdImpls returns the assembly implementations this CPU runs, fastest
@@ -68,6 +79,7 @@ func (s *simd) impl(name string) *impl {
 	return &impl{
 		name:        name,
 		matmulRows:  s.matmulRows,
+		q8Acts:      s.q8Acts,
 		dot:         s.dotSlices,
 		axpyRow:     s.axpyRow,
 		decodeRow:   s.decodeRow,

@@ -64,11 +64,14 @@ func TestKQuantModel(t *testing.T) {
 		dt      kernels.DType
 		gateAs  kernels.DType // gate_proj's type in the file
 		vocabAs kernels.DType // the LM head's
+		tol     float64       // largest logit difference from the dequantized model
 	}{
-		{"Q4_K_M", tinyK, kernels.Q4_K, kernels.Q4_K, kernels.Q6_K},
-		{"Q6_K", tinyK, kernels.Q6_K, kernels.Q6_K, kernels.Q6_K},
+		{"Q4_K_M", tinyK, kernels.Q4_K, kernels.Q4_K, kernels.Q6_K, 1e-4},
+		{"Q6_K", tinyK, kernels.Q6_K, kernels.Q6_K, kernels.Q6_K, 1e-4},
 		// Widths of 64 and 160: llama-quantize's fallbacks, Q5_0 and Q8_0.
-		{"Q4_K_M-fallback", testmodel.Tiny, kernels.Q4_K, kernels.Q5_0, kernels.Q8_0},
+		// A Q8_0 matrix takes its input rounded to int8 in decode, as
+		// llama.cpp's does (kernels/q8act.go): 3.5e-3 measured here.
+		{"Q4_K_M-fallback", testmodel.Tiny, kernels.Q4_K, kernels.Q5_0, kernels.Q8_0, 1e-2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -110,7 +113,7 @@ func TestKQuantModel(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if d := testshared.MaxAbsDiff(lq[0], lf[0]); d > 1e-4 {
+				if d := testshared.MaxAbsDiff(lq[0], lf[0]); d > tc.tol {
 					t.Fatalf("step %d: logits differ from the dequantized model's by %g", step, d)
 				}
 			}

@@ -47,6 +47,8 @@ func main() {
 			genDecodeQ5(b)
 			genTileQ5(b)
 		}
+		genQuantizeQ8Acts()
+		genTileQ8A8()
 	case "ops":
 		for _, v := range isas {
 			genDot(v)

@@ -1,0 +1,47 @@
+package kernels
+
+import "math"
+
+// Q8_0 decode with int8 activations. Widening every Q8_0 weight to float
+// costs about twice the instructions per byte of an F16 weight, enough
+// that two AVX2 cores reading Q8_0 weights from memory ran at their
+// compute limit. The AVX2 decode tile instead takes the activations
+// quantized the same way, block by block, and sums each block's products
+// in integers, as llama.cpp's Q8_0 kernels do: one token's activations
+// are quantized once per MatMul, before the workers start.
+//
+// A quantized block is q8ActBlockBytes bytes: 32 int8 values q, then the
+// float32 scale d, x ≈ d·q. The result differs from the float kernels by
+// the activations' rounding: at most d/2 per value, d = max|x|/127 over
+// its block.
+
+// q8ActBlockBytes is the size of one quantized activation block.
+const q8ActBlockBytes = 36
+
+// q8ActFloats returns the float32 words that n tokens of cols activations
+// take quantized; cols is a multiple of 32.
+func q8ActFloats(n, cols int) int { return n * cols / 32 * q8ActBlockBytes / 4 }
+
+// quantizeQ8ActsGo quantizes x, len(x)/32 blocks, into dst: per block,
+// amax = max|x|, id = 127/amax (0 if amax is 0), q = round-half-even(x·id)
+// and d = amax/127, each rounded to float32 as the AVX2 kernel rounds it.
+func quantizeQ8ActsGo(dst []byte, x []float32) {
+	for b := 0; b+32 <= len(x); b += 32 {
+		blk := x[b : b+32]
+		var amax float32
+		for _, v := range blk {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		var id float32
+		if amax != 0 {
+			id = 127 / amax
+		}
+		out := dst[b/32*q8ActBlockBytes:]
+		for i, v := range blk {
+			out[i] = byte(int8(math.RoundToEven(float64(v * id))))
+		}
+		d := amax / 127
+		bits := math.Float32bits(d)
+		out[32], out[33], out[34], out[35] = byte(bits), byte(bits>>8), byte(bits>>16), byte(bits>>24)
+	}
+}
