@@ -14,32 +14,61 @@ import "sync/atomic"
 // batch shares one pass over the weights. MatMul allocates nothing once
 // the pool's scratch buffers have grown to fit w.Cols.
 func (p *Pool) MatMul(y, x []float32, w Matrix, n int) {
-	if !matMulArgs(y, x, w, n) {
+	p.MatMuls([][]float32{y}, x, []Matrix{w}, n)
+}
+
+// maxProducts is the most matrices one MatMuls call takes.
+const maxProducts = 3
+
+// MatMuls computes ys[i] = x·ws[i]ᵀ as MatMul does, for up to 3 matrices
+// of the same width that share the input (a layer's query, key and value
+// projections), in one pass over all their rows: the workers are handed
+// the work once rather than once per matrix, and a core that finishes
+// its share early takes tiles of whichever matrix is left.
+func (p *Pool) MatMuls(ys [][]float32, x []float32, ws []Matrix, n int) {
+	if len(ys) != len(ws) || len(ws) > maxProducts {
+		panic("kernels: MatMuls takes up to 3 matrices and one output for each")
+	}
+	m := &p.mm
+	*m = matmulTask{pool: p, impl: active, x: x, n: n}
+	defer func() { *m = matmulTask{} }()
+	cols, q8 := 0, false
+	for i, w := range ws {
+		if i > 0 && w.Cols != ws[0].Cols {
+			panic("kernels: MatMuls of matrices of different widths")
+		}
+		if !matMulArgs(ys[i], x, w, n) {
+			continue
+		}
+		t := max(1, w.Rows/4)
+		m.parts[m.nparts] = matmulPart{y: ys[i], w: w, first: m.tiles, tiles: t}
+		m.nparts++
+		m.tiles += t
+		cols, q8 = w.Cols, q8 || w.DType == Q8_0
+	}
+	if m.nparts == 0 {
 		return
 	}
-	tiles := max(1, w.Rows/4)
 	// As many chunks as workers, or fewer where a chunk would have less
 	// than minParallelWork, of equal size: each is one Parallel grain.
-	chunks := min(p.threads, (tiles*4*n*w.Cols+minParallelWork-1)/minParallelWork)
-	per := (tiles + chunks - 1) / chunks
+	chunks := min(p.threads, (m.tiles*4*n*cols+minParallelWork-1)/minParallelWork)
+	per := (m.tiles + chunks - 1) / chunks
 	for i := range p.tiles {
-		lo := min(i*per, tiles)
-		p.tiles[i].set(lo, min(lo+per, tiles))
+		lo := min(i*per, m.tiles)
+		p.tiles[i].set(lo, min(lo+per, m.tiles))
 	}
-	p.mm = matmulTask{pool: p, impl: active, y: y, x: x, w: w, n: n, tiles: tiles,
-		claim: (minClaimWork + 4*n*w.Cols - 1) / (4 * n * w.Cols)}
-	if w.DType == Q8_0 && active.q8Acts != nil {
+	m.claim = (minClaimWork + 4*n*cols - 1) / (4 * n * cols)
+	if q8 && active.q8Acts != nil {
 		// Quantized once here for all workers; q8Acts declines the
 		// token counts its tile does not take.
-		if need := q8ActFloats(n, w.Cols); cap(p.acts) < need {
+		if need := q8ActFloats(n, cols); cap(p.acts) < need {
 			p.acts = make([]float32, need)
 		}
-		if active.q8Acts(p.acts[:cap(p.acts)], x, n, w.Cols) {
-			p.mm.xq = p.acts
+		if active.q8Acts(p.acts[:cap(p.acts)], x, n, cols) {
+			m.xq = p.acts
 		}
 	}
-	p.Parallel(tiles, per, p.mmRun)
-	p.mm = matmulTask{}
+	p.Parallel(m.tiles, per, p.mmRun)
 }
 
 // MatMulOn computes MatMul on the calling goroutine alone, with worker
@@ -83,18 +112,27 @@ const minParallelWork = 1 << 14
 // range at a time once the range is nearly done (see matmulTask.run).
 const minClaimWork = 1 << 13
 
-// matmulTask holds the arguments of the MatMul in progress. It lives in
+// matmulTask holds the arguments of the MatMuls in progress. It lives in
 // the Pool, and its run method value is made once in NewPool, so that
 // Parallel gets a function without a per-call closure allocation.
 type matmulTask struct {
-	pool  *Pool
-	impl  *impl
-	y, x  []float32
-	w     Matrix
-	n     int
-	tiles int       // tiles of 4 rows: Rows/4, at least 1
-	claim int       // the fewest tiles a worker takes from a range at a time
-	xq    []float32 // x quantized for a Q8_0 decode tile (see q8act.go), or nil
+	pool   *Pool
+	impl   *impl
+	x      []float32
+	n      int
+	parts  [maxProducts]matmulPart
+	nparts int
+	tiles  int       // tiles of all parts
+	claim  int       // the fewest tiles a worker takes from a range at a time
+	xq     []float32 // x quantized for a Q8_0 decode tile (see q8act.go), or nil
+}
+
+// matmulPart is one matrix of a MatMuls call: tiles [first, first+tiles)
+// of the task, 4 rows each (Rows/4, at least 1).
+type matmulPart struct {
+	y            []float32
+	w            Matrix
+	first, tiles int
 }
 
 // run computes the tiles of the worker's range in Pool.tiles (Parallel's
@@ -145,15 +183,22 @@ func (m *matmulTask) steal(worker int) bool {
 	}
 }
 
-// rows computes tiles [lo, hi). The last tile also takes the Rows%4 rows
-// after it, so every range but that of a matrix with under 4 rows has at
-// least 4 rows.
+// rows computes tiles [lo, hi), which may span parts. The last tile of a
+// part also takes the Rows%4 rows after it, so every range but that of a
+// matrix with under 4 rows has at least 4 rows.
 func (m *matmulTask) rows(worker, lo, hi int) {
-	rlo, rhi := 4*lo, 4*hi
-	if hi == m.tiles {
-		rhi = m.w.Rows
+	for i := range m.nparts {
+		pt := &m.parts[i]
+		plo, phi := max(lo, pt.first), min(hi, pt.first+pt.tiles)
+		if plo >= phi {
+			continue
+		}
+		rlo, rhi := 4*(plo-pt.first), 4*(phi-pt.first)
+		if phi == pt.first+pt.tiles {
+			rhi = pt.w.Rows
+		}
+		m.impl.matmulRows(pt.y, m.x, pt.w, m.n, rlo, rhi, m.pool.Scratch(worker, matmulScratch(pt.w.Cols)), m.xq)
 	}
-	m.impl.matmulRows(m.y, m.x, m.w, m.n, rlo, rhi, m.pool.Scratch(worker, matmulScratch(m.w.Cols)), m.xq)
 }
 
 // tileRange is a range of tiles [lo, hi) not yet taken, packed in one

@@ -334,3 +334,47 @@ func TestMatMulStealsEveryTileOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestMatMuls runs up to three matrices of one width and mixed types and
+// shapes (one under 4 rows, one not a multiple of 4) in one call, and
+// checks each output against MatMul's; matrices of different widths are
+// refused.
+func TestMatMuls(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(23, 23))
+		for _, threads := range []int{1, 2, 3} {
+			p := NewPool(threads)
+			ws := []Matrix{randMatrix(rng, F16, 72, 96), Interleave(randMatrix(rng, BF16, 8, 96)), randMatrix(rng, Q8_0, 3, 96)}
+			ws = append(ws, Interleave(randMatrix(rng, F16, 13, 96)))
+			for _, set := range [][]int{{0}, {0, 1}, {1, 0, 2}, {3, 2, 0}, {2}} {
+				for _, n := range []int{1, 3, 9, 64} {
+					x := randFloats(rng, n*96)
+					var ys [][]float32
+					var mats []Matrix
+					for _, i := range set {
+						ys = append(ys, make([]float32, n*ws[i].Rows))
+						mats = append(mats, ws[i])
+					}
+					p.MatMuls(ys, x, mats, n)
+					for j, w := range mats {
+						want := make([]float32, n*w.Rows)
+						p.MatMul(want, x, w, n)
+						if !slices.Equal(ys[j], want) {
+							t.Fatalf("threads=%d set %v n=%d: matrix %d (%v %dx%d) differs from MatMul's", threads, set, n, j, w.DType, w.Rows, w.Cols)
+						}
+					}
+				}
+			}
+			p.Close()
+		}
+		p := NewPool(2)
+		defer p.Close()
+		defer func() {
+			if recover() == nil {
+				t.Error("MatMuls of matrices of different widths did not panic")
+			}
+		}()
+		p.MatMuls([][]float32{make([]float32, 8), make([]float32, 8)}, make([]float32, 96),
+			[]Matrix{randMatrix(rng, F32, 8, 96), randMatrix(rng, F32, 8, 64)}, 1)
+	})
+}

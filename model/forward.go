@@ -175,18 +175,26 @@ func (m *Model) Forward(seqs []Seq, delta Delta) ([][]float32, error) {
 	return out, nil
 }
 
-// project runs projection mod of layer l over n tokens: y = x·Wᵀ + b + delta.
-func (m *Model) project(y, x []float32, l int, mod Module, n int, delta Delta) {
+// project runs projections mods of layer l, which share the input x,
+// over n tokens: ys[i] = x·Wᵀ + b + delta for projection mods[i]. The
+// matrices go to the workers together (kernels.Pool.MatMuls).
+func (m *Model) project(ys [][]float32, x []float32, l int, mods []Module, n int, delta Delta) {
 	layer := &m.Weights.Layers[l]
-	w := layer.Proj[mod]
-	m.pool.MatMul(y, x, w, n)
-	if b := layer.Bias[mod]; b != nil {
-		for t := range n {
-			kernels.Axpy(1, b, y[t*w.Rows:(t+1)*w.Rows])
-		}
+	var ws [3]kernels.Matrix
+	for i, mod := range mods {
+		ws[i] = layer.Proj[mod]
 	}
-	if delta != nil {
-		delta.AddDelta(y[:n*w.Rows], x[:n*w.Cols], l, mod)
+	m.pool.MatMuls(ys, x, ws[:len(mods)], n)
+	for i, mod := range mods {
+		y, w := ys[i], ws[i]
+		if b := layer.Bias[mod]; b != nil {
+			for t := range n {
+				kernels.Axpy(1, b, y[t*w.Rows:(t+1)*w.Rows])
+			}
+		}
+		if delta != nil {
+			delta.AddDelta(y[:n*w.Rows], x[:n*w.Cols], l, mod)
+		}
 	}
 }
 
@@ -199,9 +207,7 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 	for t := range n {
 		kernels.RMSNorm(sc.xn[t*c.Hidden:(t+1)*c.Hidden], sc.x[t*c.Hidden:(t+1)*c.Hidden], layer.AttnNorm, c.RMSNormEps)
 	}
-	m.project(sc.q, sc.xn, l, ModQ, n, delta)
-	m.project(sc.k, sc.xn, l, ModK, n, delta)
-	m.project(sc.v, sc.xn, l, ModV, n, delta)
+	m.project([][]float32{sc.q, sc.k, sc.v}, sc.xn, l, []Module{ModQ, ModK, ModV}, n, delta)
 
 	qDim, kvDim, hd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim, c.HeadDim
 	for t := range n {
@@ -275,7 +281,7 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 		m.mergeParts(pairs, parts)
 	}
 
-	m.project(sc.proj, sc.att, l, ModO, n, delta)
+	m.project([][]float32{sc.proj}, sc.att, l, []Module{ModO}, n, delta)
 	kernels.Axpy(1, sc.proj[:n*c.Hidden], sc.x[:n*c.Hidden])
 }
 
@@ -452,10 +458,9 @@ func (m *Model) mlp(l, n int, delta Delta) {
 	for t := range n {
 		kernels.RMSNorm(sc.xn[t*c.Hidden:(t+1)*c.Hidden], sc.x[t*c.Hidden:(t+1)*c.Hidden], layer.MLPNorm, c.RMSNormEps)
 	}
-	m.project(sc.gate, sc.xn, l, ModGate, n, delta)
-	m.project(sc.up, sc.xn, l, ModUp, n, delta)
+	m.project([][]float32{sc.gate, sc.up}, sc.xn, l, []Module{ModGate, ModUp}, n, delta)
 	kernels.SiLUMul(sc.gate[:n*c.Intermediate], sc.up[:n*c.Intermediate])
-	m.project(sc.proj, sc.gate, l, ModDown, n, delta)
+	m.project([][]float32{sc.proj}, sc.gate, l, []Module{ModDown}, n, delta)
 	kernels.Axpy(1, sc.proj[:n*c.Hidden], sc.x[:n*c.Hidden])
 }
 
