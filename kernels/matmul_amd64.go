@@ -51,14 +51,15 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch, xq [
 		tiles = &s.tileI
 	}
 
-	tile, maxT, xt, xs := tiles[dt], s.maxT[dt], x, cols
-	if dt == Q8_0 && xq != nil { // Q8_0 is never interleaved
-		tile, maxT, xt, xs = s.tileQ8A8, q8ActMaxT, xq, q8ActFloats(1, cols)
+	if dt == Q8_0 && xq != nil { // decode, int8 activations
+		s.matmulQ8A8(y, w, n, lo, hi, xq)
+		return
 	}
-	if n <= decodeGroups[dt]*maxT { // decode
+	if maxT := s.maxT[dt]; n <= decodeGroups[dt]*maxT { // decode
 		// A few sequences decoding together: the tokens go through each
 		// 4-row tile in groups of maxT while the tile's weights are
 		// still in L1, so memory is read once for all of them.
+		tile := tiles[dt]
 		for r0 := lo; r0 < hi; r0 += 4 {
 			r := min(r0, hi-4)
 			wt := w.Data[r*rowBytes:]
@@ -72,7 +73,7 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch, xq [
 						arg = ilvPrefetch
 					}
 				}
-				tile(&y[t*rows+r], rows, &xt[t*xs], xs, &wt[0], arg, k, min(maxT, n-t))
+				tile(&y[t*rows+r], rows, &x[t*cols], cols, &wt[0], arg, k, min(maxT, n-t))
 			}
 			if k < cols {
 				addTail(y, x, dt, wt, rowBytes, rows, cols, k, r, 0, n)
@@ -81,7 +82,7 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch, xq [
 		return
 	}
 
-	tile, maxT = tiles[F32], s.maxT[F32]
+	tile, maxT := tiles[F32], s.maxT[F32]
 	block := max(maxT, blockBytes/(4*cols)/maxT*maxT)
 	for p0, p1 := lo, lo; p0 < hi; p0 = p1 {
 		p1 = min(p0+panelRows(cols), hi)
@@ -110,6 +111,30 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch, xq [
 					addTail(y, x, F32, wt, stride, rows, cols, k, r, t0, t1)
 				}
 			}
+		}
+	}
+}
+
+// matmulQ8A8 is matmulRows' decode path for Q8_0 weights and activations
+// xq quantized by q8Acts. One token group (up to q8ActMaxT tokens) takes
+// all the tiles in one call; more go tile by tile, each token group in
+// turn while the tile is in L1.
+func (s *simd) matmulQ8A8(y []float32, w Matrix, n, lo, hi int, xq []float32) {
+	rows, cols := w.Rows, w.Cols
+	rowBytes, xs := Q8_0.RowBytes(cols), q8ActFloats(1, cols)
+	if n <= q8ActMaxT {
+		if full := (hi - lo) / 4; full > 0 {
+			s.tileQ8A8(&y[lo], rows, &xq[0], xs, &w.Data[lo*rowBytes], rowBytes, cols, n, full)
+		}
+		if (hi-lo)%4 != 0 { // the last 4 rows, overlapping the tile before
+			s.tileQ8A8(&y[hi-4], rows, &xq[0], xs, &w.Data[(hi-4)*rowBytes], rowBytes, cols, n, 1)
+		}
+		return
+	}
+	for r0 := lo; r0 < hi; r0 += 4 {
+		r := min(r0, hi-4)
+		for t := 0; t < n; t += q8ActMaxT {
+			s.tileQ8A8(&y[t*rows+r], rows, &xq[t*xs], xs, &w.Data[r*rowBytes], rowBytes, cols, min(q8ActMaxT, n-t), 1)
 		}
 	}
 }
