@@ -46,10 +46,6 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch, xq [
 	dt, rows, cols := w.DType, w.Rows, w.Cols
 	rowBytes := dt.RowBytes(cols)
 	k := cols &^ (s.lanes - 1) // the columns the kernels take (all of them for Q8_0)
-	tiles := &s.tile
-	if w.Interleaved {
-		tiles = &s.tileI
-	}
 
 	if dt == Q8_0 && xq != nil { // decode, int8 activations
 		s.matmulQ8A8(y, w, n, lo, hi, xq)
@@ -59,21 +55,16 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch, xq [
 		// A few sequences decoding together: the tokens go through each
 		// 4-row tile in groups of maxT while the tile's weights are
 		// still in L1, so memory is read once for all of them.
-		tile := tiles[dt]
+		if w.Interleaved {
+			s.matmulInterleaved(y, x, w, n, lo, hi)
+			return
+		}
+		tile := s.tile[dt]
 		for r0 := lo; r0 < hi; r0 += 4 {
 			r := min(r0, hi-4)
 			wt := w.Data[r*rowBytes:]
 			for t := 0; t < n; t += maxT {
-				arg := rowBytes // the row stride; for tileI, a prefetch distance
-				if w.Interleaved {
-					// Only the first token group streams the group
-					// from memory and prefetches ahead.
-					arg = 0
-					if t == 0 {
-						arg = ilvPrefetch
-					}
-				}
-				tile(&y[t*rows+r], rows, &x[t*cols], cols, &wt[0], arg, k, min(maxT, n-t))
+				tile(&y[t*rows+r], rows, &x[t*cols], cols, &wt[0], rowBytes, k, min(maxT, n-t))
 			}
 			if k < cols {
 				addTail(y, x, dt, wt, rowBytes, rows, cols, k, r, 0, n)
@@ -82,7 +73,7 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch, xq [
 		return
 	}
 
-	tile, maxT := tiles[F32], s.maxT[F32]
+	tile, tileI, maxT := s.tile[F32], s.tileI[F32], s.maxT[F32]
 	block := max(maxT, blockBytes/(4*cols)/maxT*maxT)
 	for p0, p1 := lo, lo; p0 < hi; p0 = p1 {
 		p1 = min(p0+panelRows(cols), hi)
@@ -95,22 +86,47 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch, xq [
 			s.decodeRow(f, dt, panel) // rows are whole blocks: one pass converts them all
 			panel, stride = F32Bytes(f), 4*cols
 		}
-		arg := stride // the row stride; tileI takes a prefetch distance, none here: the panel is in cache
-		if w.Interleaved {
-			arg = 0
-		}
 		for t0 := 0; t0 < n; t0 += block {
 			t1 := min(t0+block, n)
 			for r0 := p0; r0 < p1; r0 += 4 {
 				r := min(r0, p1-4)
 				wt := panel[(r-p0)*stride:]
 				for t := t0; t < t1; t += maxT {
-					tile(&y[t*rows+r], rows, &x[t*cols], cols, &wt[0], arg, k, min(maxT, t1-t))
+					if w.Interleaved { // one group; no prefetch: the panel is in cache
+						tileI(&y[t*rows+r], rows, &x[t*cols], cols, &wt[0], 0, k, min(maxT, t1-t), 1)
+					} else {
+						tile(&y[t*rows+r], rows, &x[t*cols], cols, &wt[0], stride, k, min(maxT, t1-t))
+					}
 				}
 				if k < cols {
 					addTail(y, x, F32, wt, stride, rows, cols, k, r, t0, t1)
 				}
 			}
+		}
+	}
+}
+
+// matmulInterleaved is matmulRows' decode path for an interleaved matrix,
+// whose rows come in whole groups of 4 (lo and hi are multiples of 4) and
+// whole vectors (the kernels take every column). One token group takes
+// all the groups in one call, a sequential read prefetched ilvPrefetch
+// bytes ahead; more go group by group, and only the first token group,
+// which streams the group from memory, prefetches ahead (the others find
+// it in L1).
+func (s *simd) matmulInterleaved(y, x []float32, w Matrix, n, lo, hi int) {
+	dt, rows, cols := w.DType, w.Rows, w.Cols
+	tile, maxT, rowBytes := s.tileI[dt], s.maxT[dt], dt.RowBytes(cols)
+	if n <= maxT {
+		tile(&y[lo], rows, &x[0], cols, &w.Data[lo*rowBytes], ilvPrefetch, cols, n, (hi-lo)/4)
+		return
+	}
+	for r := lo; r < hi; r += 4 {
+		for t := 0; t < n; t += maxT {
+			pf := 0
+			if t == 0 {
+				pf = ilvPrefetch
+			}
+			tile(&y[t*rows+r], rows, &x[t*cols], cols, &w.Data[r*rowBytes], pf, cols, min(maxT, n-t), 1)
 		}
 	}
 }

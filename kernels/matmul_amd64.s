@@ -194,9 +194,9 @@ reduce3:
 	VZEROUPPER
 	RET
 
-// func tileIF32AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+// func tileIF32AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, groups int)
 // Requires: AVX, FMA3, MMX+
-TEXT ·tileIF32AVX2(SB), NOSPLIT, $0-64
+TEXT ·tileIF32AVX2(SB), NOSPLIT, $0-72
 	MOVQ x+16(FP), AX
 	MOVQ xstride+24(FP), CX
 	SHLQ $0x02, CX
@@ -210,14 +210,21 @@ TEXT ·tileIF32AVX2(SB), NOSPLIT, $0-64
 	JMP  tokens3
 
 tokens1:
+	XORQ  CX, CX
+	XORQ  SI, SI
+	MOVQ  wstride+40(FP), R8
+	LEAQ  (DX)(R8*1), DI
+	MOVQ  y+0(FP), R9
+	MOVQ  groups+64(FP), R10
+	TESTQ R10, R10
+	JZ    done1
+
+group1:
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
 	XORQ   CX, CX
-	XORQ   SI, SI
-	MOVQ   wstride+40(FP), R8
-	LEAQ   (DX)(R8*1), DI
 	TESTQ  BX, BX
 	JZ     reduce1
 	TESTQ  R8, R8
@@ -318,19 +325,35 @@ loopnopf1:
 	JB          loopnopf1
 
 reduce1:
-	MOVQ         y+0(FP), AX
-	MOVQ         ystride+8(FP), CX
-	SHLQ         $0x02, CX
+	MOVQ         R9, CX
+	MOVQ         ystride+8(FP), R11
+	SHLQ         $0x02, R11
 	VHADDPS      Y5, Y4, Y4
 	VHADDPS      Y7, Y6, Y6
 	VHADDPS      Y6, Y4, Y4
 	VEXTRACTF128 $0x01, Y4, X5
 	VADDPS       X5, X4, X4
-	VMOVUPS      X4, (AX)
+	VMOVUPS      X4, (CX)
+	ADDQ         $0x00000010, R9
+	DECQ         R10
+	JNZ          group1
+
+done1:
 	VZEROUPPER
 	RET
 
 tokens2:
+	LEAQ  (AX)(CX*1), CX
+	XORQ  SI, SI
+	XORQ  DI, DI
+	MOVQ  wstride+40(FP), R9
+	LEAQ  (DX)(R9*1), R8
+	MOVQ  y+0(FP), R10
+	MOVQ  groups+64(FP), R11
+	TESTQ R11, R11
+	JZ    done2
+
+group2:
 	VXORPS Y4, Y4, Y4
 	VXORPS Y8, Y8, Y8
 	VXORPS Y5, Y5, Y5
@@ -339,11 +362,7 @@ tokens2:
 	VXORPS Y10, Y10, Y10
 	VXORPS Y7, Y7, Y7
 	VXORPS Y11, Y11, Y11
-	LEAQ   (AX)(CX*1), CX
 	XORQ   SI, SI
-	XORQ   DI, DI
-	MOVQ   wstride+40(FP), R9
-	LEAQ   (DX)(R9*1), R8
 	TESTQ  BX, BX
 	JZ     reduce2
 	TESTQ  R9, R9
@@ -484,26 +503,43 @@ loopnopf2:
 	JB          loopnopf2
 
 reduce2:
-	MOVQ         y+0(FP), AX
-	MOVQ         ystride+8(FP), CX
-	SHLQ         $0x02, CX
+	MOVQ         R10, SI
+	MOVQ         ystride+8(FP), R12
+	SHLQ         $0x02, R12
 	VHADDPS      Y5, Y4, Y4
 	VHADDPS      Y7, Y6, Y6
 	VHADDPS      Y6, Y4, Y4
 	VEXTRACTF128 $0x01, Y4, X5
 	VADDPS       X5, X4, X4
-	VMOVUPS      X4, (AX)
-	ADDQ         CX, AX
+	VMOVUPS      X4, (SI)
+	ADDQ         R12, SI
 	VHADDPS      Y9, Y8, Y8
 	VHADDPS      Y11, Y10, Y10
 	VHADDPS      Y10, Y8, Y8
 	VEXTRACTF128 $0x01, Y8, X9
 	VADDPS       X9, X8, X8
-	VMOVUPS      X8, (AX)
+	VMOVUPS      X8, (SI)
+	ADDQ         $0x00000010, R10
+	DECQ         R11
+	JNZ          group2
+
+done2:
 	VZEROUPPER
 	RET
 
 tokens3:
+	LEAQ  (AX)(CX*1), SI
+	LEAQ  (SI)(CX*1), CX
+	XORQ  DI, DI
+	XORQ  R8, R8
+	MOVQ  wstride+40(FP), R10
+	LEAQ  (DX)(R10*1), R9
+	MOVQ  y+0(FP), R11
+	MOVQ  groups+64(FP), R12
+	TESTQ R12, R12
+	JZ    done3
+
+group3:
 	VXORPS Y4, Y4, Y4
 	VXORPS Y8, Y8, Y8
 	VXORPS Y12, Y12, Y12
@@ -516,12 +552,7 @@ tokens3:
 	VXORPS Y7, Y7, Y7
 	VXORPS Y11, Y11, Y11
 	VXORPS Y15, Y15, Y15
-	LEAQ   (AX)(CX*1), SI
-	LEAQ   (SI)(CX*1), CX
 	XORQ   DI, DI
-	XORQ   R8, R8
-	MOVQ   wstride+40(FP), R10
-	LEAQ   (DX)(R10*1), R9
 	TESTQ  BX, BX
 	JZ     reduce3
 	TESTQ  R10, R10
@@ -702,29 +733,34 @@ loopnopf3:
 	JB          loopnopf3
 
 reduce3:
-	MOVQ         y+0(FP), AX
-	MOVQ         ystride+8(FP), CX
-	SHLQ         $0x02, CX
+	MOVQ         R11, DI
+	MOVQ         ystride+8(FP), R13
+	SHLQ         $0x02, R13
 	VHADDPS      Y5, Y4, Y4
 	VHADDPS      Y7, Y6, Y6
 	VHADDPS      Y6, Y4, Y4
 	VEXTRACTF128 $0x01, Y4, X5
 	VADDPS       X5, X4, X4
-	VMOVUPS      X4, (AX)
-	ADDQ         CX, AX
+	VMOVUPS      X4, (DI)
+	ADDQ         R13, DI
 	VHADDPS      Y9, Y8, Y8
 	VHADDPS      Y11, Y10, Y10
 	VHADDPS      Y10, Y8, Y8
 	VEXTRACTF128 $0x01, Y8, X9
 	VADDPS       X9, X8, X8
-	VMOVUPS      X8, (AX)
-	ADDQ         CX, AX
+	VMOVUPS      X8, (DI)
+	ADDQ         R13, DI
 	VHADDPS      Y13, Y12, Y12
 	VHADDPS      Y15, Y14, Y14
 	VHADDPS      Y14, Y12, Y12
 	VEXTRACTF128 $0x01, Y12, X13
 	VADDPS       X13, X12, X12
-	VMOVUPS      X12, (AX)
+	VMOVUPS      X12, (DI)
+	ADDQ         $0x00000010, R11
+	DECQ         R12
+	JNZ          group3
+
+done3:
 	VZEROUPPER
 	RET
 
@@ -915,9 +951,9 @@ reduce3:
 	VZEROUPPER
 	RET
 
-// func tileIF16AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+// func tileIF16AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, groups int)
 // Requires: AVX, F16C, FMA3, MMX+
-TEXT ·tileIF16AVX2(SB), NOSPLIT, $0-64
+TEXT ·tileIF16AVX2(SB), NOSPLIT, $0-72
 	MOVQ x+16(FP), AX
 	MOVQ xstride+24(FP), CX
 	SHLQ $0x02, CX
@@ -931,14 +967,21 @@ TEXT ·tileIF16AVX2(SB), NOSPLIT, $0-64
 	JMP  tokens3
 
 tokens1:
+	XORQ  CX, CX
+	XORQ  SI, SI
+	MOVQ  wstride+40(FP), R8
+	LEAQ  (DX)(R8*1), DI
+	MOVQ  y+0(FP), R9
+	MOVQ  groups+64(FP), R10
+	TESTQ R10, R10
+	JZ    done1
+
+group1:
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
 	XORQ   CX, CX
-	XORQ   SI, SI
-	MOVQ   wstride+40(FP), R8
-	LEAQ   (DX)(R8*1), DI
 	TESTQ  BX, BX
 	JZ     reduce1
 	TESTQ  R8, R8
@@ -1035,19 +1078,35 @@ loopnopf1:
 	JB          loopnopf1
 
 reduce1:
-	MOVQ         y+0(FP), AX
-	MOVQ         ystride+8(FP), CX
-	SHLQ         $0x02, CX
+	MOVQ         R9, CX
+	MOVQ         ystride+8(FP), R11
+	SHLQ         $0x02, R11
 	VHADDPS      Y5, Y4, Y4
 	VHADDPS      Y7, Y6, Y6
 	VHADDPS      Y6, Y4, Y4
 	VEXTRACTF128 $0x01, Y4, X5
 	VADDPS       X5, X4, X4
-	VMOVUPS      X4, (AX)
+	VMOVUPS      X4, (CX)
+	ADDQ         $0x00000010, R9
+	DECQ         R10
+	JNZ          group1
+
+done1:
 	VZEROUPPER
 	RET
 
 tokens2:
+	LEAQ  (AX)(CX*1), CX
+	XORQ  SI, SI
+	XORQ  DI, DI
+	MOVQ  wstride+40(FP), R9
+	LEAQ  (DX)(R9*1), R8
+	MOVQ  y+0(FP), R10
+	MOVQ  groups+64(FP), R11
+	TESTQ R11, R11
+	JZ    done2
+
+group2:
 	VXORPS Y4, Y4, Y4
 	VXORPS Y8, Y8, Y8
 	VXORPS Y5, Y5, Y5
@@ -1056,11 +1115,7 @@ tokens2:
 	VXORPS Y10, Y10, Y10
 	VXORPS Y7, Y7, Y7
 	VXORPS Y11, Y11, Y11
-	LEAQ   (AX)(CX*1), CX
 	XORQ   SI, SI
-	XORQ   DI, DI
-	MOVQ   wstride+40(FP), R9
-	LEAQ   (DX)(R9*1), R8
 	TESTQ  BX, BX
 	JZ     reduce2
 	TESTQ  R9, R9
@@ -1197,26 +1252,43 @@ loopnopf2:
 	JB          loopnopf2
 
 reduce2:
-	MOVQ         y+0(FP), AX
-	MOVQ         ystride+8(FP), CX
-	SHLQ         $0x02, CX
+	MOVQ         R10, SI
+	MOVQ         ystride+8(FP), R12
+	SHLQ         $0x02, R12
 	VHADDPS      Y5, Y4, Y4
 	VHADDPS      Y7, Y6, Y6
 	VHADDPS      Y6, Y4, Y4
 	VEXTRACTF128 $0x01, Y4, X5
 	VADDPS       X5, X4, X4
-	VMOVUPS      X4, (AX)
-	ADDQ         CX, AX
+	VMOVUPS      X4, (SI)
+	ADDQ         R12, SI
 	VHADDPS      Y9, Y8, Y8
 	VHADDPS      Y11, Y10, Y10
 	VHADDPS      Y10, Y8, Y8
 	VEXTRACTF128 $0x01, Y8, X9
 	VADDPS       X9, X8, X8
-	VMOVUPS      X8, (AX)
+	VMOVUPS      X8, (SI)
+	ADDQ         $0x00000010, R10
+	DECQ         R11
+	JNZ          group2
+
+done2:
 	VZEROUPPER
 	RET
 
 tokens3:
+	LEAQ  (AX)(CX*1), SI
+	LEAQ  (SI)(CX*1), CX
+	XORQ  DI, DI
+	XORQ  R8, R8
+	MOVQ  wstride+40(FP), R10
+	LEAQ  (DX)(R10*1), R9
+	MOVQ  y+0(FP), R11
+	MOVQ  groups+64(FP), R12
+	TESTQ R12, R12
+	JZ    done3
+
+group3:
 	VXORPS Y4, Y4, Y4
 	VXORPS Y8, Y8, Y8
 	VXORPS Y12, Y12, Y12
@@ -1229,12 +1301,7 @@ tokens3:
 	VXORPS Y7, Y7, Y7
 	VXORPS Y11, Y11, Y11
 	VXORPS Y15, Y15, Y15
-	LEAQ   (AX)(CX*1), SI
-	LEAQ   (SI)(CX*1), CX
 	XORQ   DI, DI
-	XORQ   R8, R8
-	MOVQ   wstride+40(FP), R10
-	LEAQ   (DX)(R10*1), R9
 	TESTQ  BX, BX
 	JZ     reduce3
 	TESTQ  R10, R10
@@ -1411,29 +1478,34 @@ loopnopf3:
 	JB          loopnopf3
 
 reduce3:
-	MOVQ         y+0(FP), AX
-	MOVQ         ystride+8(FP), CX
-	SHLQ         $0x02, CX
+	MOVQ         R11, DI
+	MOVQ         ystride+8(FP), R13
+	SHLQ         $0x02, R13
 	VHADDPS      Y5, Y4, Y4
 	VHADDPS      Y7, Y6, Y6
 	VHADDPS      Y6, Y4, Y4
 	VEXTRACTF128 $0x01, Y4, X5
 	VADDPS       X5, X4, X4
-	VMOVUPS      X4, (AX)
-	ADDQ         CX, AX
+	VMOVUPS      X4, (DI)
+	ADDQ         R13, DI
 	VHADDPS      Y9, Y8, Y8
 	VHADDPS      Y11, Y10, Y10
 	VHADDPS      Y10, Y8, Y8
 	VEXTRACTF128 $0x01, Y8, X9
 	VADDPS       X9, X8, X8
-	VMOVUPS      X8, (AX)
-	ADDQ         CX, AX
+	VMOVUPS      X8, (DI)
+	ADDQ         R13, DI
 	VHADDPS      Y13, Y12, Y12
 	VHADDPS      Y15, Y14, Y14
 	VHADDPS      Y14, Y12, Y12
 	VEXTRACTF128 $0x01, Y12, X13
 	VADDPS       X13, X12, X12
-	VMOVUPS      X12, (AX)
+	VMOVUPS      X12, (DI)
+	ADDQ         $0x00000010, R11
+	DECQ         R12
+	JNZ          group3
+
+done3:
 	VZEROUPPER
 	RET
 
@@ -1636,9 +1708,9 @@ reduce3:
 	VZEROUPPER
 	RET
 
-// func tileIBF16AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+// func tileIBF16AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, groups int)
 // Requires: AVX, AVX2, FMA3, MMX+
-TEXT ·tileIBF16AVX2(SB), NOSPLIT, $0-64
+TEXT ·tileIBF16AVX2(SB), NOSPLIT, $0-72
 	MOVQ x+16(FP), AX
 	MOVQ xstride+24(FP), CX
 	SHLQ $0x02, CX
@@ -1652,14 +1724,21 @@ TEXT ·tileIBF16AVX2(SB), NOSPLIT, $0-64
 	JMP  tokens3
 
 tokens1:
+	XORQ  CX, CX
+	XORQ  SI, SI
+	MOVQ  wstride+40(FP), R8
+	LEAQ  (DX)(R8*1), DI
+	MOVQ  y+0(FP), R9
+	MOVQ  groups+64(FP), R10
+	TESTQ R10, R10
+	JZ    done1
+
+group1:
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
 	XORQ   CX, CX
-	XORQ   SI, SI
-	MOVQ   wstride+40(FP), R8
-	LEAQ   (DX)(R8*1), DI
 	TESTQ  BX, BX
 	JZ     reduce1
 	TESTQ  R8, R8
@@ -1788,19 +1867,35 @@ loopnopf1:
 	JB          loopnopf1
 
 reduce1:
-	MOVQ         y+0(FP), AX
-	MOVQ         ystride+8(FP), CX
-	SHLQ         $0x02, CX
+	MOVQ         R9, CX
+	MOVQ         ystride+8(FP), R11
+	SHLQ         $0x02, R11
 	VHADDPS      Y5, Y4, Y4
 	VHADDPS      Y7, Y6, Y6
 	VHADDPS      Y6, Y4, Y4
 	VEXTRACTF128 $0x01, Y4, X5
 	VADDPS       X5, X4, X4
-	VMOVUPS      X4, (AX)
+	VMOVUPS      X4, (CX)
+	ADDQ         $0x00000010, R9
+	DECQ         R10
+	JNZ          group1
+
+done1:
 	VZEROUPPER
 	RET
 
 tokens2:
+	LEAQ  (AX)(CX*1), CX
+	XORQ  SI, SI
+	XORQ  DI, DI
+	MOVQ  wstride+40(FP), R9
+	LEAQ  (DX)(R9*1), R8
+	MOVQ  y+0(FP), R10
+	MOVQ  groups+64(FP), R11
+	TESTQ R11, R11
+	JZ    done2
+
+group2:
 	VXORPS Y4, Y4, Y4
 	VXORPS Y8, Y8, Y8
 	VXORPS Y5, Y5, Y5
@@ -1809,11 +1904,7 @@ tokens2:
 	VXORPS Y10, Y10, Y10
 	VXORPS Y7, Y7, Y7
 	VXORPS Y11, Y11, Y11
-	LEAQ   (AX)(CX*1), CX
 	XORQ   SI, SI
-	XORQ   DI, DI
-	MOVQ   wstride+40(FP), R9
-	LEAQ   (DX)(R9*1), R8
 	TESTQ  BX, BX
 	JZ     reduce2
 	TESTQ  R9, R9
@@ -1982,26 +2073,43 @@ loopnopf2:
 	JB          loopnopf2
 
 reduce2:
-	MOVQ         y+0(FP), AX
-	MOVQ         ystride+8(FP), CX
-	SHLQ         $0x02, CX
+	MOVQ         R10, SI
+	MOVQ         ystride+8(FP), R12
+	SHLQ         $0x02, R12
 	VHADDPS      Y5, Y4, Y4
 	VHADDPS      Y7, Y6, Y6
 	VHADDPS      Y6, Y4, Y4
 	VEXTRACTF128 $0x01, Y4, X5
 	VADDPS       X5, X4, X4
-	VMOVUPS      X4, (AX)
-	ADDQ         CX, AX
+	VMOVUPS      X4, (SI)
+	ADDQ         R12, SI
 	VHADDPS      Y9, Y8, Y8
 	VHADDPS      Y11, Y10, Y10
 	VHADDPS      Y10, Y8, Y8
 	VEXTRACTF128 $0x01, Y8, X9
 	VADDPS       X9, X8, X8
-	VMOVUPS      X8, (AX)
+	VMOVUPS      X8, (SI)
+	ADDQ         $0x00000010, R10
+	DECQ         R11
+	JNZ          group2
+
+done2:
 	VZEROUPPER
 	RET
 
 tokens3:
+	LEAQ  (AX)(CX*1), SI
+	LEAQ  (SI)(CX*1), CX
+	XORQ  DI, DI
+	XORQ  R8, R8
+	MOVQ  wstride+40(FP), R10
+	LEAQ  (DX)(R10*1), R9
+	MOVQ  y+0(FP), R11
+	MOVQ  groups+64(FP), R12
+	TESTQ R12, R12
+	JZ    done3
+
+group3:
 	VXORPS Y4, Y4, Y4
 	VXORPS Y8, Y8, Y8
 	VXORPS Y12, Y12, Y12
@@ -2014,12 +2122,7 @@ tokens3:
 	VXORPS Y7, Y7, Y7
 	VXORPS Y11, Y11, Y11
 	VXORPS Y15, Y15, Y15
-	LEAQ   (AX)(CX*1), SI
-	LEAQ   (SI)(CX*1), CX
 	XORQ   DI, DI
-	XORQ   R8, R8
-	MOVQ   wstride+40(FP), R10
-	LEAQ   (DX)(R10*1), R9
 	TESTQ  BX, BX
 	JZ     reduce3
 	TESTQ  R10, R10
@@ -2228,29 +2331,34 @@ loopnopf3:
 	JB          loopnopf3
 
 reduce3:
-	MOVQ         y+0(FP), AX
-	MOVQ         ystride+8(FP), CX
-	SHLQ         $0x02, CX
+	MOVQ         R11, DI
+	MOVQ         ystride+8(FP), R13
+	SHLQ         $0x02, R13
 	VHADDPS      Y5, Y4, Y4
 	VHADDPS      Y7, Y6, Y6
 	VHADDPS      Y6, Y4, Y4
 	VEXTRACTF128 $0x01, Y4, X5
 	VADDPS       X5, X4, X4
-	VMOVUPS      X4, (AX)
-	ADDQ         CX, AX
+	VMOVUPS      X4, (DI)
+	ADDQ         R13, DI
 	VHADDPS      Y9, Y8, Y8
 	VHADDPS      Y11, Y10, Y10
 	VHADDPS      Y10, Y8, Y8
 	VEXTRACTF128 $0x01, Y8, X9
 	VADDPS       X9, X8, X8
-	VMOVUPS      X8, (AX)
-	ADDQ         CX, AX
+	VMOVUPS      X8, (DI)
+	ADDQ         R13, DI
 	VHADDPS      Y13, Y12, Y12
 	VHADDPS      Y15, Y14, Y14
 	VHADDPS      Y14, Y12, Y12
 	VEXTRACTF128 $0x01, Y12, X13
 	VADDPS       X13, X12, X12
-	VMOVUPS      X12, (AX)
+	VMOVUPS      X12, (DI)
+	ADDQ         $0x00000010, R11
+	DECQ         R12
+	JNZ          group3
+
+done3:
 	VZEROUPPER
 	RET
 
@@ -3255,9 +3363,9 @@ reduce6:
 	VZEROUPPER
 	RET
 
-// func tileIF32AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+// func tileIF32AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, groups int)
 // Requires: AVX, AVX512F, MMX+
-TEXT ·tileIF32AVX512(SB), NOSPLIT, $0-64
+TEXT ·tileIF32AVX512(SB), NOSPLIT, $0-72
 	MOVQ x+16(FP), AX
 	MOVQ xstride+24(FP), CX
 	SHLQ $0x02, CX
@@ -3277,14 +3385,21 @@ TEXT ·tileIF32AVX512(SB), NOSPLIT, $0-64
 	JMP  tokens6
 
 tokens1:
+	XORQ  CX, CX
+	XORQ  SI, SI
+	MOVQ  wstride+40(FP), R8
+	LEAQ  (DX)(R8*1), DI
+	MOVQ  y+0(FP), R9
+	MOVQ  groups+64(FP), R10
+	TESTQ R10, R10
+	JZ    done1
+
+group1:
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
 	XORQ   CX, CX
-	XORQ   SI, SI
-	MOVQ   wstride+40(FP), R8
-	LEAQ   (DX)(R8*1), DI
 	TESTQ  BX, BX
 	JZ     reduce1
 	TESTQ  R8, R8
@@ -3349,9 +3464,9 @@ loopnopf1:
 	JB          loopnopf1
 
 reduce1:
-	MOVQ          y+0(FP), AX
-	MOVQ          ystride+8(FP), CX
-	SHLQ          $0x02, CX
+	MOVQ          R9, CX
+	MOVQ          ystride+8(FP), R11
+	SHLQ          $0x02, R11
 	VEXTRACTF64X4 $0x01, Z8, Y0
 	VADDPS        Z8, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z9, Y1
@@ -3365,11 +3480,27 @@ reduce1:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
+	VMOVUPS       X0, (CX)
+	ADDQ          $0x00000010, R9
+	DECQ          R10
+	JNZ           group1
+
+done1:
 	VZEROUPPER
 	RET
 
 tokens2:
+	LEAQ  (AX)(CX*1), CX
+	XORQ  SI, SI
+	XORQ  DI, DI
+	MOVQ  wstride+40(FP), R9
+	LEAQ  (DX)(R9*1), R8
+	MOVQ  y+0(FP), R10
+	MOVQ  groups+64(FP), R11
+	TESTQ R11, R11
+	JZ    done2
+
+group2:
 	VPXORD Z8, Z8, Z8
 	VPXORD Z12, Z12, Z12
 	VPXORD Z9, Z9, Z9
@@ -3378,11 +3509,7 @@ tokens2:
 	VPXORD Z14, Z14, Z14
 	VPXORD Z11, Z11, Z11
 	VPXORD Z15, Z15, Z15
-	LEAQ   (AX)(CX*1), CX
 	XORQ   SI, SI
-	XORQ   DI, DI
-	MOVQ   wstride+40(FP), R9
-	LEAQ   (DX)(R9*1), R8
 	TESTQ  BX, BX
 	JZ     reduce2
 	TESTQ  R9, R9
@@ -3467,9 +3594,9 @@ loopnopf2:
 	JB          loopnopf2
 
 reduce2:
-	MOVQ          y+0(FP), AX
-	MOVQ          ystride+8(FP), CX
-	SHLQ          $0x02, CX
+	MOVQ          R10, SI
+	MOVQ          ystride+8(FP), R12
+	SHLQ          $0x02, R12
 	VEXTRACTF64X4 $0x01, Z8, Y0
 	VADDPS        Z8, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z9, Y1
@@ -3483,8 +3610,8 @@ reduce2:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (SI)
+	ADDQ          R12, SI
 	VEXTRACTF64X4 $0x01, Z12, Y0
 	VADDPS        Z12, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z13, Y1
@@ -3498,11 +3625,28 @@ reduce2:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
+	VMOVUPS       X0, (SI)
+	ADDQ          $0x00000010, R10
+	DECQ          R11
+	JNZ           group2
+
+done2:
 	VZEROUPPER
 	RET
 
 tokens3:
+	LEAQ  (AX)(CX*1), SI
+	LEAQ  (SI)(CX*1), CX
+	XORQ  DI, DI
+	XORQ  R8, R8
+	MOVQ  wstride+40(FP), R10
+	LEAQ  (DX)(R10*1), R9
+	MOVQ  y+0(FP), R11
+	MOVQ  groups+64(FP), R12
+	TESTQ R12, R12
+	JZ    done3
+
+group3:
 	VPXORD Z8, Z8, Z8
 	VPXORD Z12, Z12, Z12
 	VPXORD Z16, Z16, Z16
@@ -3515,12 +3659,7 @@ tokens3:
 	VPXORD Z11, Z11, Z11
 	VPXORD Z15, Z15, Z15
 	VPXORD Z19, Z19, Z19
-	LEAQ   (AX)(CX*1), SI
-	LEAQ   (SI)(CX*1), CX
 	XORQ   DI, DI
-	XORQ   R8, R8
-	MOVQ   wstride+40(FP), R10
-	LEAQ   (DX)(R10*1), R9
 	TESTQ  BX, BX
 	JZ     reduce3
 	TESTQ  R10, R10
@@ -3625,9 +3764,9 @@ loopnopf3:
 	JB          loopnopf3
 
 reduce3:
-	MOVQ          y+0(FP), AX
-	MOVQ          ystride+8(FP), CX
-	SHLQ          $0x02, CX
+	MOVQ          R11, DI
+	MOVQ          ystride+8(FP), R13
+	SHLQ          $0x02, R13
 	VEXTRACTF64X4 $0x01, Z8, Y0
 	VADDPS        Z8, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z9, Y1
@@ -3641,8 +3780,8 @@ reduce3:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (DI)
+	ADDQ          R13, DI
 	VEXTRACTF64X4 $0x01, Z12, Y0
 	VADDPS        Z12, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z13, Y1
@@ -3656,8 +3795,8 @@ reduce3:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (DI)
+	ADDQ          R13, DI
 	VEXTRACTF64X4 $0x01, Z16, Y0
 	VADDPS        Z16, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z17, Y1
@@ -3671,11 +3810,27 @@ reduce3:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
+	VMOVUPS       X0, (DI)
+	ADDQ          $0x00000010, R11
+	DECQ          R12
+	JNZ           group3
+
+done3:
 	VZEROUPPER
 	RET
 
 tokens4:
+	LEAQ  (AX)(CX*1), SI
+	LEAQ  (SI)(CX*1), DI
+	LEAQ  (DI)(CX*1), CX
+	XORQ  R8, R8
+	XORQ  R9, R9
+	MOVQ  y+0(FP), R10
+	MOVQ  groups+64(FP), R11
+	TESTQ R11, R11
+	JZ    done4
+
+group4:
 	VPXORD Z8, Z8, Z8
 	VPXORD Z12, Z12, Z12
 	VPXORD Z16, Z16, Z16
@@ -3692,11 +3847,7 @@ tokens4:
 	VPXORD Z15, Z15, Z15
 	VPXORD Z19, Z19, Z19
 	VPXORD Z23, Z23, Z23
-	LEAQ   (AX)(CX*1), SI
-	LEAQ   (SI)(CX*1), DI
-	LEAQ   (DI)(CX*1), CX
 	XORQ   R8, R8
-	XORQ   R9, R9
 	TESTQ  BX, BX
 	JZ     reduce4
 
@@ -3755,9 +3906,9 @@ loop4:
 	JB          loop4
 
 reduce4:
-	MOVQ          y+0(FP), AX
-	MOVQ          ystride+8(FP), CX
-	SHLQ          $0x02, CX
+	MOVQ          R10, R8
+	MOVQ          ystride+8(FP), R12
+	SHLQ          $0x02, R12
 	VEXTRACTF64X4 $0x01, Z8, Y0
 	VADDPS        Z8, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z9, Y1
@@ -3771,8 +3922,8 @@ reduce4:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R8)
+	ADDQ          R12, R8
 	VEXTRACTF64X4 $0x01, Z12, Y0
 	VADDPS        Z12, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z13, Y1
@@ -3786,8 +3937,8 @@ reduce4:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R8)
+	ADDQ          R12, R8
 	VEXTRACTF64X4 $0x01, Z16, Y0
 	VADDPS        Z16, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z17, Y1
@@ -3801,8 +3952,8 @@ reduce4:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R8)
+	ADDQ          R12, R8
 	VEXTRACTF64X4 $0x01, Z20, Y0
 	VADDPS        Z20, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z21, Y1
@@ -3816,11 +3967,28 @@ reduce4:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
+	VMOVUPS       X0, (R8)
+	ADDQ          $0x00000010, R10
+	DECQ          R11
+	JNZ           group4
+
+done4:
 	VZEROUPPER
 	RET
 
 tokens5:
+	LEAQ  (AX)(CX*1), SI
+	LEAQ  (SI)(CX*1), DI
+	LEAQ  (DI)(CX*1), R8
+	LEAQ  (R8)(CX*1), CX
+	XORQ  R9, R9
+	XORQ  R10, R10
+	MOVQ  y+0(FP), R11
+	MOVQ  groups+64(FP), R12
+	TESTQ R12, R12
+	JZ    done5
+
+group5:
 	VPXORD Z8, Z8, Z8
 	VPXORD Z12, Z12, Z12
 	VPXORD Z16, Z16, Z16
@@ -3841,12 +4009,7 @@ tokens5:
 	VPXORD Z19, Z19, Z19
 	VPXORD Z23, Z23, Z23
 	VPXORD Z27, Z27, Z27
-	LEAQ   (AX)(CX*1), SI
-	LEAQ   (SI)(CX*1), DI
-	LEAQ   (DI)(CX*1), R8
-	LEAQ   (R8)(CX*1), CX
 	XORQ   R9, R9
-	XORQ   R10, R10
 	TESTQ  BX, BX
 	JZ     reduce5
 
@@ -3915,9 +4078,9 @@ loop5:
 	JB          loop5
 
 reduce5:
-	MOVQ          y+0(FP), AX
-	MOVQ          ystride+8(FP), CX
-	SHLQ          $0x02, CX
+	MOVQ          R11, R9
+	MOVQ          ystride+8(FP), R13
+	SHLQ          $0x02, R13
 	VEXTRACTF64X4 $0x01, Z8, Y0
 	VADDPS        Z8, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z9, Y1
@@ -3931,8 +4094,8 @@ reduce5:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R9)
+	ADDQ          R13, R9
 	VEXTRACTF64X4 $0x01, Z12, Y0
 	VADDPS        Z12, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z13, Y1
@@ -3946,8 +4109,8 @@ reduce5:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R9)
+	ADDQ          R13, R9
 	VEXTRACTF64X4 $0x01, Z16, Y0
 	VADDPS        Z16, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z17, Y1
@@ -3961,8 +4124,8 @@ reduce5:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R9)
+	ADDQ          R13, R9
 	VEXTRACTF64X4 $0x01, Z20, Y0
 	VADDPS        Z20, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z21, Y1
@@ -3976,8 +4139,8 @@ reduce5:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R9)
+	ADDQ          R13, R9
 	VEXTRACTF64X4 $0x01, Z24, Y0
 	VADDPS        Z24, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z25, Y1
@@ -3991,11 +4154,29 @@ reduce5:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
+	VMOVUPS       X0, (R9)
+	ADDQ          $0x00000010, R11
+	DECQ          R12
+	JNZ           group5
+
+done5:
 	VZEROUPPER
 	RET
 
 tokens6:
+	LEAQ  (AX)(CX*1), SI
+	LEAQ  (SI)(CX*1), DI
+	LEAQ  (DI)(CX*1), R8
+	LEAQ  (R8)(CX*1), R9
+	LEAQ  (R9)(CX*1), CX
+	XORQ  R10, R10
+	XORQ  R11, R11
+	MOVQ  y+0(FP), R12
+	MOVQ  groups+64(FP), R13
+	TESTQ R13, R13
+	JZ    done6
+
+group6:
 	VPXORD Z8, Z8, Z8
 	VPXORD Z12, Z12, Z12
 	VPXORD Z16, Z16, Z16
@@ -4020,13 +4201,7 @@ tokens6:
 	VPXORD Z23, Z23, Z23
 	VPXORD Z27, Z27, Z27
 	VPXORD Z31, Z31, Z31
-	LEAQ   (AX)(CX*1), SI
-	LEAQ   (SI)(CX*1), DI
-	LEAQ   (DI)(CX*1), R8
-	LEAQ   (R8)(CX*1), R9
-	LEAQ   (R9)(CX*1), CX
 	XORQ   R10, R10
-	XORQ   R11, R11
 	TESTQ  BX, BX
 	JZ     reduce6
 
@@ -4105,9 +4280,9 @@ loop6:
 	JB          loop6
 
 reduce6:
-	MOVQ          y+0(FP), AX
-	MOVQ          ystride+8(FP), CX
-	SHLQ          $0x02, CX
+	MOVQ          R12, R10
+	MOVQ          ystride+8(FP), R14
+	SHLQ          $0x02, R14
 	VEXTRACTF64X4 $0x01, Z8, Y0
 	VADDPS        Z8, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z9, Y1
@@ -4121,8 +4296,8 @@ reduce6:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R10)
+	ADDQ          R14, R10
 	VEXTRACTF64X4 $0x01, Z12, Y0
 	VADDPS        Z12, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z13, Y1
@@ -4136,8 +4311,8 @@ reduce6:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R10)
+	ADDQ          R14, R10
 	VEXTRACTF64X4 $0x01, Z16, Y0
 	VADDPS        Z16, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z17, Y1
@@ -4151,8 +4326,8 @@ reduce6:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R10)
+	ADDQ          R14, R10
 	VEXTRACTF64X4 $0x01, Z20, Y0
 	VADDPS        Z20, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z21, Y1
@@ -4166,8 +4341,8 @@ reduce6:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R10)
+	ADDQ          R14, R10
 	VEXTRACTF64X4 $0x01, Z24, Y0
 	VADDPS        Z24, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z25, Y1
@@ -4181,8 +4356,8 @@ reduce6:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R10)
+	ADDQ          R14, R10
 	VEXTRACTF64X4 $0x01, Z28, Y0
 	VADDPS        Z28, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z29, Y1
@@ -4196,7 +4371,12 @@ reduce6:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
+	VMOVUPS       X0, (R10)
+	ADDQ          $0x00000010, R12
+	DECQ          R13
+	JNZ           group6
+
+done6:
 	VZEROUPPER
 	RET
 
@@ -4559,9 +4739,9 @@ reduce4:
 	VZEROUPPER
 	RET
 
-// func tileIF16AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+// func tileIF16AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, groups int)
 // Requires: AVX, AVX512F, MMX+
-TEXT ·tileIF16AVX512(SB), NOSPLIT, $0-64
+TEXT ·tileIF16AVX512(SB), NOSPLIT, $0-72
 	MOVQ x+16(FP), AX
 	MOVQ xstride+24(FP), CX
 	SHLQ $0x02, CX
@@ -4577,14 +4757,21 @@ TEXT ·tileIF16AVX512(SB), NOSPLIT, $0-64
 	JMP  tokens4
 
 tokens1:
+	XORQ  CX, CX
+	XORQ  SI, SI
+	MOVQ  wstride+40(FP), R8
+	LEAQ  (DX)(R8*1), DI
+	MOVQ  y+0(FP), R9
+	MOVQ  groups+64(FP), R10
+	TESTQ R10, R10
+	JZ    done1
+
+group1:
 	VPXORD Z16, Z16, Z16
 	VPXORD Z17, Z17, Z17
 	VPXORD Z18, Z18, Z18
 	VPXORD Z19, Z19, Z19
 	XORQ   CX, CX
-	XORQ   SI, SI
-	MOVQ   wstride+40(FP), R8
-	LEAQ   (DX)(R8*1), DI
 	TESTQ  BX, BX
 	JZ     reduce1
 	TESTQ  R8, R8
@@ -4645,9 +4832,9 @@ loopnopf1:
 	JB          loopnopf1
 
 reduce1:
-	MOVQ          y+0(FP), AX
-	MOVQ          ystride+8(FP), CX
-	SHLQ          $0x02, CX
+	MOVQ          R9, CX
+	MOVQ          ystride+8(FP), R11
+	SHLQ          $0x02, R11
 	VEXTRACTF64X4 $0x01, Z16, Y0
 	VADDPS        Z16, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z17, Y1
@@ -4661,11 +4848,27 @@ reduce1:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
+	VMOVUPS       X0, (CX)
+	ADDQ          $0x00000010, R9
+	DECQ          R10
+	JNZ           group1
+
+done1:
 	VZEROUPPER
 	RET
 
 tokens2:
+	LEAQ  (AX)(CX*1), CX
+	XORQ  SI, SI
+	XORQ  DI, DI
+	MOVQ  wstride+40(FP), R9
+	LEAQ  (DX)(R9*1), R8
+	MOVQ  y+0(FP), R10
+	MOVQ  groups+64(FP), R11
+	TESTQ R11, R11
+	JZ    done2
+
+group2:
 	VPXORD Z16, Z16, Z16
 	VPXORD Z20, Z20, Z20
 	VPXORD Z17, Z17, Z17
@@ -4674,11 +4877,7 @@ tokens2:
 	VPXORD Z22, Z22, Z22
 	VPXORD Z19, Z19, Z19
 	VPXORD Z23, Z23, Z23
-	LEAQ   (AX)(CX*1), CX
 	XORQ   SI, SI
-	XORQ   DI, DI
-	MOVQ   wstride+40(FP), R9
-	LEAQ   (DX)(R9*1), R8
 	TESTQ  BX, BX
 	JZ     reduce2
 	TESTQ  R9, R9
@@ -4759,9 +4958,9 @@ loopnopf2:
 	JB          loopnopf2
 
 reduce2:
-	MOVQ          y+0(FP), AX
-	MOVQ          ystride+8(FP), CX
-	SHLQ          $0x02, CX
+	MOVQ          R10, SI
+	MOVQ          ystride+8(FP), R12
+	SHLQ          $0x02, R12
 	VEXTRACTF64X4 $0x01, Z16, Y0
 	VADDPS        Z16, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z17, Y1
@@ -4775,8 +4974,8 @@ reduce2:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (SI)
+	ADDQ          R12, SI
 	VEXTRACTF64X4 $0x01, Z20, Y0
 	VADDPS        Z20, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z21, Y1
@@ -4790,11 +4989,28 @@ reduce2:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
+	VMOVUPS       X0, (SI)
+	ADDQ          $0x00000010, R10
+	DECQ          R11
+	JNZ           group2
+
+done2:
 	VZEROUPPER
 	RET
 
 tokens3:
+	LEAQ  (AX)(CX*1), SI
+	LEAQ  (SI)(CX*1), CX
+	XORQ  DI, DI
+	XORQ  R8, R8
+	MOVQ  wstride+40(FP), R10
+	LEAQ  (DX)(R10*1), R9
+	MOVQ  y+0(FP), R11
+	MOVQ  groups+64(FP), R12
+	TESTQ R12, R12
+	JZ    done3
+
+group3:
 	VPXORD Z16, Z16, Z16
 	VPXORD Z20, Z20, Z20
 	VPXORD Z24, Z24, Z24
@@ -4807,12 +5023,7 @@ tokens3:
 	VPXORD Z19, Z19, Z19
 	VPXORD Z23, Z23, Z23
 	VPXORD Z27, Z27, Z27
-	LEAQ   (AX)(CX*1), SI
-	LEAQ   (SI)(CX*1), CX
 	XORQ   DI, DI
-	XORQ   R8, R8
-	MOVQ   wstride+40(FP), R10
-	LEAQ   (DX)(R10*1), R9
 	TESTQ  BX, BX
 	JZ     reduce3
 	TESTQ  R10, R10
@@ -4913,9 +5124,9 @@ loopnopf3:
 	JB          loopnopf3
 
 reduce3:
-	MOVQ          y+0(FP), AX
-	MOVQ          ystride+8(FP), CX
-	SHLQ          $0x02, CX
+	MOVQ          R11, DI
+	MOVQ          ystride+8(FP), R13
+	SHLQ          $0x02, R13
 	VEXTRACTF64X4 $0x01, Z16, Y0
 	VADDPS        Z16, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z17, Y1
@@ -4929,8 +5140,8 @@ reduce3:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (DI)
+	ADDQ          R13, DI
 	VEXTRACTF64X4 $0x01, Z20, Y0
 	VADDPS        Z20, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z21, Y1
@@ -4944,8 +5155,8 @@ reduce3:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (DI)
+	ADDQ          R13, DI
 	VEXTRACTF64X4 $0x01, Z24, Y0
 	VADDPS        Z24, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z25, Y1
@@ -4959,11 +5170,27 @@ reduce3:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
+	VMOVUPS       X0, (DI)
+	ADDQ          $0x00000010, R11
+	DECQ          R12
+	JNZ           group3
+
+done3:
 	VZEROUPPER
 	RET
 
 tokens4:
+	LEAQ  (AX)(CX*1), SI
+	LEAQ  (SI)(CX*1), DI
+	LEAQ  (DI)(CX*1), CX
+	XORQ  R8, R8
+	XORQ  R9, R9
+	MOVQ  y+0(FP), R10
+	MOVQ  groups+64(FP), R11
+	TESTQ R11, R11
+	JZ    done4
+
+group4:
 	VPXORD Z16, Z16, Z16
 	VPXORD Z20, Z20, Z20
 	VPXORD Z24, Z24, Z24
@@ -4980,11 +5207,7 @@ tokens4:
 	VPXORD Z23, Z23, Z23
 	VPXORD Z27, Z27, Z27
 	VPXORD Z31, Z31, Z31
-	LEAQ   (AX)(CX*1), SI
-	LEAQ   (SI)(CX*1), DI
-	LEAQ   (DI)(CX*1), CX
 	XORQ   R8, R8
-	XORQ   R9, R9
 	TESTQ  BX, BX
 	JZ     reduce4
 
@@ -5043,9 +5266,9 @@ loop4:
 	JB          loop4
 
 reduce4:
-	MOVQ          y+0(FP), AX
-	MOVQ          ystride+8(FP), CX
-	SHLQ          $0x02, CX
+	MOVQ          R10, R8
+	MOVQ          ystride+8(FP), R12
+	SHLQ          $0x02, R12
 	VEXTRACTF64X4 $0x01, Z16, Y0
 	VADDPS        Z16, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z17, Y1
@@ -5059,8 +5282,8 @@ reduce4:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R8)
+	ADDQ          R12, R8
 	VEXTRACTF64X4 $0x01, Z20, Y0
 	VADDPS        Z20, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z21, Y1
@@ -5074,8 +5297,8 @@ reduce4:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R8)
+	ADDQ          R12, R8
 	VEXTRACTF64X4 $0x01, Z24, Y0
 	VADDPS        Z24, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z25, Y1
@@ -5089,8 +5312,8 @@ reduce4:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R8)
+	ADDQ          R12, R8
 	VEXTRACTF64X4 $0x01, Z28, Y0
 	VADDPS        Z28, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z29, Y1
@@ -5104,7 +5327,12 @@ reduce4:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
+	VMOVUPS       X0, (R8)
+	ADDQ          $0x00000010, R10
+	DECQ          R11
+	JNZ           group4
+
+done4:
 	VZEROUPPER
 	RET
 
@@ -5483,9 +5711,9 @@ reduce4:
 	VZEROUPPER
 	RET
 
-// func tileIBF16AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+// func tileIBF16AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, groups int)
 // Requires: AVX, AVX512F, MMX+
-TEXT ·tileIBF16AVX512(SB), NOSPLIT, $0-64
+TEXT ·tileIBF16AVX512(SB), NOSPLIT, $0-72
 	MOVQ x+16(FP), AX
 	MOVQ xstride+24(FP), CX
 	SHLQ $0x02, CX
@@ -5501,14 +5729,21 @@ TEXT ·tileIBF16AVX512(SB), NOSPLIT, $0-64
 	JMP  tokens4
 
 tokens1:
+	XORQ  CX, CX
+	XORQ  SI, SI
+	MOVQ  wstride+40(FP), R8
+	LEAQ  (DX)(R8*1), DI
+	MOVQ  y+0(FP), R9
+	MOVQ  groups+64(FP), R10
+	TESTQ R10, R10
+	JZ    done1
+
+group1:
 	VPXORD Z16, Z16, Z16
 	VPXORD Z17, Z17, Z17
 	VPXORD Z18, Z18, Z18
 	VPXORD Z19, Z19, Z19
 	XORQ   CX, CX
-	XORQ   SI, SI
-	MOVQ   wstride+40(FP), R8
-	LEAQ   (DX)(R8*1), DI
 	TESTQ  BX, BX
 	JZ     reduce1
 	TESTQ  R8, R8
@@ -5585,9 +5820,9 @@ loopnopf1:
 	JB          loopnopf1
 
 reduce1:
-	MOVQ          y+0(FP), AX
-	MOVQ          ystride+8(FP), CX
-	SHLQ          $0x02, CX
+	MOVQ          R9, CX
+	MOVQ          ystride+8(FP), R11
+	SHLQ          $0x02, R11
 	VEXTRACTF64X4 $0x01, Z16, Y0
 	VADDPS        Z16, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z17, Y1
@@ -5601,11 +5836,27 @@ reduce1:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
+	VMOVUPS       X0, (CX)
+	ADDQ          $0x00000010, R9
+	DECQ          R10
+	JNZ           group1
+
+done1:
 	VZEROUPPER
 	RET
 
 tokens2:
+	LEAQ  (AX)(CX*1), CX
+	XORQ  SI, SI
+	XORQ  DI, DI
+	MOVQ  wstride+40(FP), R9
+	LEAQ  (DX)(R9*1), R8
+	MOVQ  y+0(FP), R10
+	MOVQ  groups+64(FP), R11
+	TESTQ R11, R11
+	JZ    done2
+
+group2:
 	VPXORD Z16, Z16, Z16
 	VPXORD Z20, Z20, Z20
 	VPXORD Z17, Z17, Z17
@@ -5614,11 +5865,7 @@ tokens2:
 	VPXORD Z22, Z22, Z22
 	VPXORD Z19, Z19, Z19
 	VPXORD Z23, Z23, Z23
-	LEAQ   (AX)(CX*1), CX
 	XORQ   SI, SI
-	XORQ   DI, DI
-	MOVQ   wstride+40(FP), R9
-	LEAQ   (DX)(R9*1), R8
 	TESTQ  BX, BX
 	JZ     reduce2
 	TESTQ  R9, R9
@@ -5715,9 +5962,9 @@ loopnopf2:
 	JB          loopnopf2
 
 reduce2:
-	MOVQ          y+0(FP), AX
-	MOVQ          ystride+8(FP), CX
-	SHLQ          $0x02, CX
+	MOVQ          R10, SI
+	MOVQ          ystride+8(FP), R12
+	SHLQ          $0x02, R12
 	VEXTRACTF64X4 $0x01, Z16, Y0
 	VADDPS        Z16, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z17, Y1
@@ -5731,8 +5978,8 @@ reduce2:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (SI)
+	ADDQ          R12, SI
 	VEXTRACTF64X4 $0x01, Z20, Y0
 	VADDPS        Z20, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z21, Y1
@@ -5746,11 +5993,28 @@ reduce2:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
+	VMOVUPS       X0, (SI)
+	ADDQ          $0x00000010, R10
+	DECQ          R11
+	JNZ           group2
+
+done2:
 	VZEROUPPER
 	RET
 
 tokens3:
+	LEAQ  (AX)(CX*1), SI
+	LEAQ  (SI)(CX*1), CX
+	XORQ  DI, DI
+	XORQ  R8, R8
+	MOVQ  wstride+40(FP), R10
+	LEAQ  (DX)(R10*1), R9
+	MOVQ  y+0(FP), R11
+	MOVQ  groups+64(FP), R12
+	TESTQ R12, R12
+	JZ    done3
+
+group3:
 	VPXORD Z16, Z16, Z16
 	VPXORD Z20, Z20, Z20
 	VPXORD Z24, Z24, Z24
@@ -5763,12 +6027,7 @@ tokens3:
 	VPXORD Z19, Z19, Z19
 	VPXORD Z23, Z23, Z23
 	VPXORD Z27, Z27, Z27
-	LEAQ   (AX)(CX*1), SI
-	LEAQ   (SI)(CX*1), CX
 	XORQ   DI, DI
-	XORQ   R8, R8
-	MOVQ   wstride+40(FP), R10
-	LEAQ   (DX)(R10*1), R9
 	TESTQ  BX, BX
 	JZ     reduce3
 	TESTQ  R10, R10
@@ -5885,9 +6144,9 @@ loopnopf3:
 	JB          loopnopf3
 
 reduce3:
-	MOVQ          y+0(FP), AX
-	MOVQ          ystride+8(FP), CX
-	SHLQ          $0x02, CX
+	MOVQ          R11, DI
+	MOVQ          ystride+8(FP), R13
+	SHLQ          $0x02, R13
 	VEXTRACTF64X4 $0x01, Z16, Y0
 	VADDPS        Z16, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z17, Y1
@@ -5901,8 +6160,8 @@ reduce3:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (DI)
+	ADDQ          R13, DI
 	VEXTRACTF64X4 $0x01, Z20, Y0
 	VADDPS        Z20, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z21, Y1
@@ -5916,8 +6175,8 @@ reduce3:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (DI)
+	ADDQ          R13, DI
 	VEXTRACTF64X4 $0x01, Z24, Y0
 	VADDPS        Z24, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z25, Y1
@@ -5931,11 +6190,27 @@ reduce3:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
+	VMOVUPS       X0, (DI)
+	ADDQ          $0x00000010, R11
+	DECQ          R12
+	JNZ           group3
+
+done3:
 	VZEROUPPER
 	RET
 
 tokens4:
+	LEAQ  (AX)(CX*1), SI
+	LEAQ  (SI)(CX*1), DI
+	LEAQ  (DI)(CX*1), CX
+	XORQ  R8, R8
+	XORQ  R9, R9
+	MOVQ  y+0(FP), R10
+	MOVQ  groups+64(FP), R11
+	TESTQ R11, R11
+	JZ    done4
+
+group4:
 	VPXORD Z16, Z16, Z16
 	VPXORD Z20, Z20, Z20
 	VPXORD Z24, Z24, Z24
@@ -5952,11 +6227,7 @@ tokens4:
 	VPXORD Z23, Z23, Z23
 	VPXORD Z27, Z27, Z27
 	VPXORD Z31, Z31, Z31
-	LEAQ   (AX)(CX*1), SI
-	LEAQ   (SI)(CX*1), DI
-	LEAQ   (DI)(CX*1), CX
 	XORQ   R8, R8
-	XORQ   R9, R9
 	TESTQ  BX, BX
 	JZ     reduce4
 
@@ -6023,9 +6294,9 @@ loop4:
 	JB          loop4
 
 reduce4:
-	MOVQ          y+0(FP), AX
-	MOVQ          ystride+8(FP), CX
-	SHLQ          $0x02, CX
+	MOVQ          R10, R8
+	MOVQ          ystride+8(FP), R12
+	SHLQ          $0x02, R12
 	VEXTRACTF64X4 $0x01, Z16, Y0
 	VADDPS        Z16, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z17, Y1
@@ -6039,8 +6310,8 @@ reduce4:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R8)
+	ADDQ          R12, R8
 	VEXTRACTF64X4 $0x01, Z20, Y0
 	VADDPS        Z20, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z21, Y1
@@ -6054,8 +6325,8 @@ reduce4:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R8)
+	ADDQ          R12, R8
 	VEXTRACTF64X4 $0x01, Z24, Y0
 	VADDPS        Z24, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z25, Y1
@@ -6069,8 +6340,8 @@ reduce4:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
-	ADDQ          CX, AX
+	VMOVUPS       X0, (R8)
+	ADDQ          R12, R8
 	VEXTRACTF64X4 $0x01, Z28, Y0
 	VADDPS        Z28, Z0, Z0
 	VEXTRACTF64X4 $0x01, Z29, Y1
@@ -6084,7 +6355,12 @@ reduce4:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $0x01, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, (AX)
+	VMOVUPS       X0, (R8)
+	ADDQ          $0x00000010, R10
+	DECQ          R11
+	JNZ           group4
+
+done4:
 	VZEROUPPER
 	RET
 

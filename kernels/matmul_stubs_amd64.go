@@ -11,13 +11,13 @@ package kernels
 //go:noescape
 func tileF32AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
 
-// tileIF32AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4 rows r
-// of one interleaved group of F32 weights at w and nt <= 3 tokens t. k is a
-// multiple of 32. It prefetches wstride bytes ahead of its reads, or
-// nothing if wstride is 0.
+// tileIF32AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4*groups rows r
+// of consecutive interleaved groups of F32 weights at w and nt <= 3 tokens t. k is
+// a multiple of 32 and the matrix's width. It prefetches wstride bytes ahead of
+// its reads, or nothing if wstride is 0.
 //
 //go:noescape
-func tileIF32AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+func tileIF32AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, groups int)
 
 // tileF16AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for 4 rows
 // r of F16 weights wstride bytes apart and nt <= 3 tokens t. k is a multiple
@@ -26,13 +26,13 @@ func tileIF32AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wst
 //go:noescape
 func tileF16AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
 
-// tileIF16AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4 rows r
-// of one interleaved group of F16 weights at w and nt <= 3 tokens t. k is a
-// multiple of 32. It prefetches wstride bytes ahead of its reads, or
-// nothing if wstride is 0.
+// tileIF16AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4*groups rows r
+// of consecutive interleaved groups of F16 weights at w and nt <= 3 tokens t. k is
+// a multiple of 32 and the matrix's width. It prefetches wstride bytes ahead of
+// its reads, or nothing if wstride is 0.
 //
 //go:noescape
-func tileIF16AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+func tileIF16AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, groups int)
 
 // tileBF16AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for 4 rows
 // r of BF16 weights wstride bytes apart and nt <= 3 tokens t. k is a multiple
@@ -41,13 +41,13 @@ func tileIF16AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wst
 //go:noescape
 func tileBF16AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
 
-// tileIBF16AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4 rows r
-// of one interleaved group of BF16 weights at w and nt <= 3 tokens t. k is a
-// multiple of 32. It prefetches wstride bytes ahead of its reads, or
-// nothing if wstride is 0.
+// tileIBF16AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4*groups rows r
+// of consecutive interleaved groups of BF16 weights at w and nt <= 3 tokens t. k is
+// a multiple of 32 and the matrix's width. It prefetches wstride bytes ahead of
+// its reads, or nothing if wstride is 0.
 //
 //go:noescape
-func tileIBF16AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+func tileIBF16AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, groups int)
 
 // tileQ8AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for 4 rows
 // r of Q8 weights wstride bytes apart and nt <= 2 tokens t. k is a multiple
@@ -78,13 +78,13 @@ func decodeQ8AVX2(dst *float32, src *byte, n int)
 //go:noescape
 func tileF32AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
 
-// tileIF32AVX512 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4 rows r
-// of one interleaved group of F32 weights at w and nt <= 6 tokens t. k is a
-// multiple of 32. It prefetches wstride bytes ahead of its reads, or
-// nothing if wstride is 0.
+// tileIF32AVX512 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4*groups rows r
+// of consecutive interleaved groups of F32 weights at w and nt <= 6 tokens t. k is
+// a multiple of 32 and the matrix's width. It prefetches wstride bytes ahead of
+// its reads, or nothing if wstride is 0.
 //
 //go:noescape
-func tileIF32AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+func tileIF32AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, groups int)
 
 // tileF16AVX512 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for 4 rows
 // r of F16 weights wstride bytes apart and nt <= 4 tokens t. k is a multiple
@@ -93,13 +93,13 @@ func tileIF32AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, w
 //go:noescape
 func tileF16AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
 
-// tileIF16AVX512 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4 rows r
-// of one interleaved group of F16 weights at w and nt <= 4 tokens t. k is a
-// multiple of 32. It prefetches wstride bytes ahead of its reads, or
-// nothing if wstride is 0.
+// tileIF16AVX512 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4*groups rows r
+// of consecutive interleaved groups of F16 weights at w and nt <= 4 tokens t. k is
+// a multiple of 32 and the matrix's width. It prefetches wstride bytes ahead of
+// its reads, or nothing if wstride is 0.
 //
 //go:noescape
-func tileIF16AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+func tileIF16AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, groups int)
 
 // tileBF16AVX512 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for 4 rows
 // r of BF16 weights wstride bytes apart and nt <= 4 tokens t. k is a multiple
@@ -108,13 +108,13 @@ func tileIF16AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, w
 //go:noescape
 func tileBF16AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
 
-// tileIBF16AVX512 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4 rows r
-// of one interleaved group of BF16 weights at w and nt <= 4 tokens t. k is a
-// multiple of 32. It prefetches wstride bytes ahead of its reads, or
-// nothing if wstride is 0.
+// tileIBF16AVX512 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4*groups rows r
+// of consecutive interleaved groups of BF16 weights at w and nt <= 4 tokens t. k is
+// a multiple of 32 and the matrix's width. It prefetches wstride bytes ahead of
+// its reads, or nothing if wstride is 0.
 //
 //go:noescape
-func tileIBF16AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int)
+func tileIBF16AVX512(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, groups int)
 
 // tileQ8AVX512 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for 4 rows
 // r of Q8 weights wstride bytes apart and nt <= 4 tokens t. k is a multiple

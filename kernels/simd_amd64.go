@@ -14,11 +14,11 @@ type simd struct {
 	// _asm/matmul.go's maxTokens.
 	tile [numDTypes]func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt int)
 	maxT [numDTypes]int
-	// tileI[dt] is tile[dt] for an interleaved group of 4 rows (see
-	// Interleave), whose wstride argument is instead a prefetch
+	// tileI[dt] is tile[dt] for consecutive interleaved groups of 4 rows
+	// (see Interleave), whose wstride argument is instead a prefetch
 	// distance (see tileIF32AVX2); nil for the types that are never
 	// interleaved.
-	tileI [numDTypes]func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt int)
+	tileI [numDTypes]func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt, groups int)
 
 	// tileQ8A8 is the Q8_0 decode tile for activations quantized by
 	// quantizeQ8Acts (see q8act.go), for up to q8ActMaxT tokens.
@@ -36,7 +36,7 @@ var avx2Kernels = simd{
 	lanes:          8,
 	tile:           [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int){tileF32AVX2, tileF16AVX2, tileBF16AVX2, tileQ8AVX2, tileQ4KAVX2, tileQ6KAVX2, tileQ5AVX2, tileQ4AVX2},
 	maxT:           [numDTypes]int{F32: 3, F16: 3, BF16: 3, Q8_0: 2, Q4_K: 1, Q6_K: 1, Q5_0: 1, Q4_0: 1},
-	tileI:          [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int){tileIF32AVX2, tileIF16AVX2, tileIBF16AVX2},
+	tileI:          [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int, int){tileIF32AVX2, tileIF16AVX2, tileIBF16AVX2},
 	tileQ8A8:       tileQ8A8AVX2,
 	quantizeQ8Acts: quantizeQ8ActsAVX2,
 	decode:         [numDTypes]func(*float32, *byte, int){nil, decodeF16AVX2, decodeBF16AVX2, decodeQ8AVX2, decodeQ4KAVX2, decodeQ6KAVX2, decodeQ5AVX2, decodeQ4AVX2},
@@ -50,7 +50,7 @@ var avx512Kernels = simd{
 	lanes: 16,
 	tile:  [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int){tileF32AVX512, tileF16AVX512, tileBF16AVX512, tileQ8AVX512, tileQ4KAVX2, tileQ6KAVX2, tileQ5AVX2, tileQ4AVX2},
 	maxT:  [numDTypes]int{F32: 6, F16: 4, BF16: 4, Q8_0: 4, Q4_K: 1, Q6_K: 1, Q5_0: 1, Q4_0: 1},
-	tileI: [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int){tileIF32AVX512, tileIF16AVX512, tileIBF16AVX512},
+	tileI: [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int, int){tileIF32AVX512, tileIF16AVX512, tileIBF16AVX512},
 	// The AVX2 tile: an AVX-512 VNNI one (VPDPBUSD) is not written, as
 	// no machine here has AVX-512 to measure it on.
 	tileQ8A8:       tileQ8A8AVX2,

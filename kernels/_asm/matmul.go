@@ -60,14 +60,16 @@ func genTile(v isa, dt dtype, ilv bool) {
 		name = "tileI" + dt.name + v.name
 		step = interleaveCols
 	}
-	TEXT(name, NOSPLIT, "func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt int)")
-	Pragma("noescape")
 	if ilv {
-		Doc(fmt.Sprintf("%s computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4 rows r", name),
-			fmt.Sprintf("of one interleaved group of %s weights at w and nt <= %d tokens t. k is a", dt.name, maxT),
-			fmt.Sprintf("multiple of %d. It prefetches wstride bytes ahead of its reads, or", step),
-			"nothing if wstride is 0.")
+		TEXT(name, NOSPLIT, "func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt, groups int)")
+		Pragma("noescape")
+		Doc(fmt.Sprintf("%s computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for the 4*groups rows r", name),
+			fmt.Sprintf("of consecutive interleaved groups of %s weights at w and nt <= %d tokens t. k is", dt.name, maxT),
+			fmt.Sprintf("a multiple of %d and the matrix's width. It prefetches wstride bytes ahead of", step),
+			"its reads, or nothing if wstride is 0.")
 	} else {
+		TEXT(name, NOSPLIT, "func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt int)")
+		Pragma("noescape")
 		Doc(fmt.Sprintf("%s computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t*xstride+c] for 4 rows", name),
 			fmt.Sprintf("r of %s weights wstride bytes apart and nt <= %d tokens t. k is a multiple", dt.name, maxT),
 			fmt.Sprintf("of %d.", step))
@@ -102,10 +104,15 @@ func genTile(v isa, dt dtype, ilv bool) {
 
 	for T := 1; T <= maxT; T++ {
 		Label(fmt.Sprintf("tokens%d", T))
-		for r := range 4 {
-			for t := range T {
-				v.zero(v.vec(acc(r, t)))
+		zeroAcc := func() {
+			for r := range 4 {
+				for t := range T {
+					v.zero(v.vec(acc(r, t)))
+				}
 			}
+		}
+		if !ilv {
+			zeroAcc()
 		}
 		xt := []reg.Register{x}
 		for t := 1; t < T; t++ {
@@ -162,6 +169,20 @@ func genTile(v isa, dt dtype, ilv bool) {
 				LEAQ(Mem{Base: wr[3], Index: ws, Scale: 1}, pf)
 			}
 		}
+		// An interleaved call runs groups in turn; its column offset wo
+		// and prefetch pointer run on from one group to the next, as
+		// the groups lie back to back.
+		var yr, groups reg.GPVirtual
+		group, done := fmt.Sprintf("group%d", T), fmt.Sprintf("done%d", T)
+		if ilv {
+			yr = Load(Param("y"), GP64()).(reg.GPVirtual)
+			groups = Load(Param("groups"), GP64()).(reg.GPVirtual)
+			TESTQ(groups, groups)
+			JZ(LabelRef(done))
+			Label(group)
+			zeroAcc()
+			XORQ(c, c)
+		}
 		TESTQ(k, k)
 		JZ(LabelRef(reduce))
 		noPF := fmt.Sprintf("loopnopf%d", T)
@@ -217,7 +238,13 @@ func genTile(v isa, dt dtype, ilv bool) {
 		}
 
 		Label(reduce)
-		y := Load(Param("y"), GP64())
+		var y reg.Register
+		if ilv {
+			y = GP64()
+			MOVQ(yr, y)
+		} else {
+			y = Load(Param("y"), GP64())
+		}
 		ys := Load(Param("ystride"), GP64())
 		SHLQ(U8(2), ys)
 		for t := range T {
@@ -232,6 +259,12 @@ func genTile(v isa, dt dtype, ilv bool) {
 			if t < T-1 {
 				ADDQ(ys, y)
 			}
+		}
+		if ilv {
+			ADDQ(U32(16), yr)
+			DECQ(groups)
+			JNZ(LabelRef(group))
+			Label(done)
 		}
 		VZEROUPPER()
 		RET()
