@@ -113,21 +113,37 @@ func (s *workerSlot) poll(seen uint64) bool {
 // so at least one side sees the other's write: the worker never sleeps
 // through a posted task, and a wake-up it does not wait for is consumed
 // here, not left for the next park.
+//
+// A wake-up can also come late: a post delayed (descheduled) between
+// advancing posted and looking at parked may find this worker parked
+// after it has already run that task. The worker then finds nothing new
+// posted and parks again.
 func (s *workerSlot) park(seen uint64) {
-	s.parked.Store(true)
-	if s.posted.Load() != seen {
-		if !s.parked.Swap(false) {
-			<-s.wake // Parallel saw parked and sent (or is sending)
+	for {
+		s.parked.Store(true)
+		if s.posted.Load() != seen {
+			if !s.parked.Swap(false) {
+				<-s.wake // a post saw parked and sent (or is sending)
+			}
+			return
 		}
-		return
+		<-s.wake
+		if s.posted.Load() != seen {
+			return
+		}
 	}
-	<-s.wake
 }
 
 // post hands task t to the slot's worker.
 func (s *workerSlot) post(t poolTask) {
 	s.task = t
 	s.posted.Add(1)
+	s.wakeIfParked()
+}
+
+// wakeIfParked is the second half of post: it wakes the worker if it is
+// parked, or about to be.
+func (s *workerSlot) wakeIfParked() {
 	if s.parked.Load() && s.parked.Swap(false) {
 		s.wake <- struct{}{}
 	}

@@ -125,3 +125,38 @@ func TestParallelAfterParking(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestWorkerLateWakeUp plays a post delayed between its two halves long
+// enough for the worker to run the task, spin and park: its wake-up then
+// finds nothing new posted. The worker must park again, not run the old
+// task a second time (which left done past posted and hung the next
+// Parallel).
+func TestWorkerLateWakeUp(t *testing.T) {
+	p := &Pool{}
+	s := &workerSlot{wake: make(chan struct{}, 1)}
+	var runs atomic.Int32
+	task := poolTask{fn: func(worker, lo, hi int) { runs.Add(1) }}
+	go p.worker(s)
+	defer s.post(poolTask{}) // stops the worker
+
+	s.task = task
+	s.posted.Add(1) // the first half of a post
+	for s.done.Load() != 1 || !s.parked.Load() {
+		time.Sleep(spinTime / 4) // the worker runs the task, spins, parks
+	}
+	s.wakeIfParked() // the second half, late
+	time.Sleep(4 * spinTime)
+	if n, done := runs.Load(), s.done.Load(); n != 1 || done != 1 {
+		t.Fatalf("after a late wake-up the task ran %d times and done is %d, want 1 and 1", n, done)
+	}
+	s.post(task)
+	for deadline := time.Now().Add(5 * time.Second); s.done.Load() != 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the next task did not finish: done %d, posted %d", s.done.Load(), s.posted.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := runs.Load(); n != 2 {
+		t.Fatalf("the task ran %d times, want 2", n)
+	}
+}
