@@ -15,10 +15,12 @@ type impl struct {
 	// q8Acts, where not nil, quantizes n tokens of cols activations for
 	// matmulRows' Q8_0 decode tile into dst (q8ActFloats(n, cols)
 	// words), or reports false if that tile does not take n tokens.
-	q8Acts    func(dst, x []float32, n, cols int) bool
-	dot       func(a, b []float32) float32
-	axpyRow   func(y []float32, alpha float32, dt DType, src []byte) // y += alpha·src[:len(y)]
-	decodeRow func(dst []float32, dt DType, src []byte)
+	q8Acts func(dst, x []float32, n, cols int) bool
+	// q8ActTokens is the most tokens q8Acts takes.
+	q8ActTokens int
+	dot         func(a, b []float32) float32
+	axpyRow     func(y []float32, alpha float32, dt DType, src []byte) // y += alpha·src[:len(y)]
+	decodeRow   func(dst []float32, dt DType, src []byte)
 	// axpyUnits and decodeUnits are axpyRow and decodeRow for a row
 	// stored in units of InterleaveCols values stride bytes apart (see
 	// Matrix.rowUnits); stride 0 means one contiguous row.

@@ -58,9 +58,8 @@ func (p *Pool) MatMuls(ys [][]float32, x []float32, ws []Matrix, n int) {
 		p.tiles[i].set(lo, min(lo+per, m.tiles))
 	}
 	m.claim = (minClaimWork + 4*n*cols - 1) / (4 * n * cols)
-	if q8 && active.q8Acts != nil {
-		// Quantized once here for all workers; q8Acts declines the
-		// token counts its tile does not take.
+	if q8 && active.q8Acts != nil && n <= active.q8ActTokens {
+		// Quantized once here for all workers.
 		if need := q8ActFloats(n, cols); cap(p.acts) < need {
 			p.acts = make([]float32, need)
 		}

@@ -158,10 +158,13 @@ func (s *simd) matmulQ8A8(y []float32, w Matrix, n, lo, hi int, xq []float32) {
 // q8ActMaxT is the most tokens one tileQ8A8 call takes.
 const q8ActMaxT = 2
 
+// q8ActTokens is the most tokens the decode path takes with tileQ8A8.
+func (s *simd) q8ActTokens() int { return decodeGroups[Q8_0] * q8ActMaxT }
+
 // q8Acts quantizes n tokens of activations for tileQ8A8, when the decode
 // path takes n tokens.
 func (s *simd) q8Acts(dst, x []float32, n, cols int) bool {
-	if n > decodeGroups[Q8_0]*q8ActMaxT || cols%Q8_0Block != 0 || n*cols == 0 {
+	if n > s.q8ActTokens() || cols%Q8_0Block != 0 || n*cols == 0 {
 		return false
 	}
 	if len(dst) < q8ActFloats(n, cols) || len(x) < n*cols {

@@ -10200,6 +10200,13 @@ loop:
 	VMOVUPS      32(CX), Y1
 	VMOVUPS      64(CX), Y2
 	VMOVUPS      96(CX), Y3
+	VCMPPS       $0x03, Y0, Y0, Y5
+	VCMPPS       $0x03, Y1, Y1, Y8
+	VORPS        Y8, Y5, Y5
+	VCMPPS       $0x03, Y2, Y2, Y8
+	VORPS        Y8, Y5, Y5
+	VCMPPS       $0x03, Y3, Y3, Y8
+	VORPS        Y8, Y5, Y5
 	VANDPS       Y0, Y4, Y7
 	VANDPS       Y1, Y4, Y8
 	VMAXPS       Y8, Y7, Y7
@@ -10213,6 +10220,11 @@ loop:
 	VMAXPS       X8, X7, X7
 	VPERMILPS    $0xb1, X7, X8
 	VMAXPS       X8, X7, X7
+	VPTEST       Y5, Y5
+	JZ           ordered
+	VPCMPEQD     X7, X7, X7
+
+ordered:
 	VMOVD        BX, X8
 	VDIVSS       X8, X7, X5
 	VMOVSS       X5, 32(AX)

@@ -12,6 +12,7 @@ import (
 // its methods may be called from one goroutine at a time.
 type Pool struct {
 	threads int
+	crowded bool         // more threads than GOMAXPROCS: waiting gives way at once
 	slots   []workerSlot // slots[w] hands tasks to worker w >= 1
 	scratch [][]float32  // per worker: a buffer for dequantized weight rows
 
@@ -48,7 +49,7 @@ func NewPool(threads int) *Pool {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	p := &Pool{threads: threads, slots: make([]workerSlot, threads), scratch: make([][]float32, threads),
+	p := &Pool{threads: threads, crowded: threads > runtime.GOMAXPROCS(0), slots: make([]workerSlot, threads), scratch: make([][]float32, threads),
 		tiles: make([]tileRange, threads)}
 	p.mmRun = p.mm.run
 	for w := 1; w < threads; w++ { // the caller's goroutine is worker 0
@@ -188,7 +189,11 @@ func (p *Pool) Parallel(n, grain int, fn func(worker, lo, hi int)) {
 			if j%256 == 0 {
 				if start.IsZero() {
 					start = time.Now()
-				} else if time.Since(start) > spinTime {
+				}
+				// A worker may be waiting for this thread: yield
+				// after spinTime, or at once if the pool has more
+				// workers than the runtime runs at a time.
+				if p.crowded || time.Since(start) > spinTime {
 					runtime.Gosched()
 				}
 			}

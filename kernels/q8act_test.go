@@ -107,7 +107,46 @@ func TestQuantizeQ8Acts(t *testing.T) {
 		if im.q8Acts(make([]float32, q8ActFloats(64, 32)), make([]float32, 64*32), 64, 32) {
 			t.Errorf("%s: q8Acts took 64 tokens, which go through the prefill path", im.name)
 		}
+		// A prefill MatMul neither quantizes nor grows the buffer for it.
+		saved := active
+		active = im
+		p := NewPool(2)
+		w := randMatrix(rng, Q8_0, 64, 256)
+		p.MatMul(make([]float32, 64*64), randFloats(rng, 64*256), w, 64)
+		if cap(p.acts) != 0 {
+			t.Errorf("%s: a 64-token Q8_0 MatMul grew the quantized activations to %d floats", im.name, cap(p.acts))
+		}
+		p.MatMul(make([]float32, 2*64), randFloats(rng, 2*256), w, 2)
+		if cap(p.acts) == 0 {
+			t.Errorf("%s: a 2-token Q8_0 MatMul did not quantize its activations", im.name)
+		}
+		p.Close()
+		active = saved
 	}
+}
+
+// TestQ8ActsNaN checks that a NaN activation reaches the outputs it
+// touches, as it does in float: the quantizer's maximum must not drop it.
+func TestQ8ActsNaN(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		p := NewPool(2)
+		defer p.Close()
+		w := randMatrix(rand.New(rand.NewPCG(24, 24)), Q8_0, 8, 64)
+		for _, at := range []int{0, 5, 31, 40} {
+			x := make([]float32, 64)
+			for i := range x {
+				x[i] = float32(i%7) - 3
+			}
+			x[at] = float32(math.NaN())
+			y := make([]float32, 8)
+			p.MatMul(y, x, w, 1)
+			for r, v := range y {
+				if !math.IsNaN(float64(v)) {
+					t.Fatalf("NaN at x[%d]: y[%d] = %g, want NaN", at, r, v)
+				}
+			}
+		}
+	})
 }
 
 // TestQ8ActsError checks that MatMul with quantized activations is within

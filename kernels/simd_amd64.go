@@ -80,6 +80,7 @@ func (s *simd) impl(name string) *impl {
 		name:        name,
 		matmulRows:  s.matmulRows,
 		q8Acts:      s.q8Acts,
+		q8ActTokens: s.q8ActTokens(),
 		dot:         s.dotSlices,
 		axpyRow:     s.axpyRow,
 		decodeRow:   s.decodeRow,

@@ -16,8 +16,9 @@ const q8ActBytes = 36
 // genQuantizeQ8Acts emits quantizeQ8ActsAVX2, the vector form of
 // kernels.quantizeQ8ActsGo: per block of 32 floats, amax = max |x|,
 // id = 127/amax (0 for an all-zero block), q = round-to-even(x·id), and
-// the scale d = amax/127. Layout: values Y0-Y3, |x| mask Y4, id Y5,
-// pack order Y6, scratch Y7/Y8.
+// the scale d = amax/127 (NaN if the block holds a NaN, so that it
+// reaches the output). Layout: values Y0-Y3, |x| mask Y4, NaN lanes and
+// then id Y5, pack order Y6, scratch Y7/Y8.
 func genQuantizeQ8Acts() {
 	TEXT("quantizeQ8ActsAVX2", NOSPLIT, "func(dst *byte, x *float32, blocks int)")
 	Pragma("noescape")
@@ -42,6 +43,11 @@ func genQuantizeQ8Acts() {
 	for i := range 4 {
 		VMOVUPS(Mem{Base: x, Disp: 32 * i}, ymm[i])
 	}
+	VCMPPS(U8(3), ymm[0], ymm[0], ymm[5]) // unordered: NaN lanes, which VMAXPS would drop
+	for i := 1; i < 4; i++ {
+		VCMPPS(U8(3), ymm[i], ymm[i], ymm[8])
+		VORPS(ymm[8], ymm[5], ymm[5])
+	}
 	VANDPS(ymm[0], ymm[4], ymm[7])
 	VANDPS(ymm[1], ymm[4], ymm[8])
 	VMAXPS(ymm[8], ymm[7], ymm[7])
@@ -55,6 +61,10 @@ func genQuantizeQ8Acts() {
 	VMAXPS(xmm[8], xmm[7], xmm[7])
 	VPERMILPS(U8(0xb1), xmm[7], xmm[8])
 	VMAXPS(xmm[8], xmm[7], xmm[7]) // amax in every lane of X7
+	VPTEST(ymm[5], ymm[5])
+	JZ(LabelRef("ordered"))
+	VPCMPEQD(xmm[7], xmm[7], xmm[7]) // a NaN in the block: amax and d are NaN, as in Go
+	Label("ordered")
 	VMOVD(c127, xmm[8])
 	VDIVSS(xmm[8], xmm[7], xmm[5]) // d = amax/127
 	VMOVSS(xmm[5], Mem{Base: dst, Disp: 32})
