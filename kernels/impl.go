@@ -12,11 +12,11 @@ type impl struct {
 	// scratch holds at least 4*w.Cols floats. xq, if not nil, is x
 	// quantized by q8Acts, which a Q8_0 matrix then reads instead.
 	matmulRows func(y, x []float32, w Matrix, n, lo, hi int, scratch, xq []float32)
-	// q8Acts, where not nil, quantizes n tokens of cols activations for
-	// matmulRows' Q8_0 decode tile into dst (q8ActFloats(n, cols)
-	// words), or reports false if that tile does not take n tokens.
-	q8Acts func(dst, x []float32, n, cols int) bool
-	// q8ActTokens is the most tokens q8Acts takes.
+	// q8Acts, where not nil, quantizes n <= q8ActTokens tokens of cols
+	// activations for matmulRows' Q8_0 decode tile into dst
+	// (q8ActFloats(n, cols) words).
+	q8Acts func(dst, x []float32, n, cols int)
+	// q8ActTokens is the most tokens that tile takes.
 	q8ActTokens int
 	dot         func(a, b []float32) float32
 	axpyRow     func(y []float32, alpha float32, dt DType, src []byte) // y += alpha·src[:len(y)]

@@ -63,9 +63,8 @@ func (p *Pool) MatMuls(ys [][]float32, x []float32, ws []Matrix, n int) {
 		if need := q8ActFloats(n, cols); cap(p.acts) < need {
 			p.acts = make([]float32, need)
 		}
-		if active.q8Acts(p.acts[:cap(p.acts)], x, n, cols) {
-			m.xq = p.acts
-		}
+		m.xq = p.acts[:q8ActFloats(n, cols)]
+		active.q8Acts(m.xq, x, n, cols)
 	}
 	p.Parallel(m.tiles, per, p.mmRun)
 }

@@ -161,17 +161,14 @@ const q8ActMaxT = 2
 // q8ActTokens is the most tokens the decode path takes with tileQ8A8.
 func (s *simd) q8ActTokens() int { return decodeGroups[Q8_0] * q8ActMaxT }
 
-// q8Acts quantizes n tokens of activations for tileQ8A8, when the decode
-// path takes n tokens.
-func (s *simd) q8Acts(dst, x []float32, n, cols int) bool {
-	if n > s.q8ActTokens() || cols%Q8_0Block != 0 || n*cols == 0 {
-		return false
-	}
-	if len(dst) < q8ActFloats(n, cols) || len(x) < n*cols {
-		panic("kernels: q8Acts buffer too small")
+// q8Acts quantizes n tokens of cols activations for tileQ8A8; cols is a
+// positive multiple of Q8_0Block, as a Q8_0 matrix's width is.
+func (s *simd) q8Acts(dst, x []float32, n, cols int) {
+	if n < 1 || n > s.q8ActTokens() || cols < Q8_0Block || cols%Q8_0Block != 0 ||
+		len(dst) < q8ActFloats(n, cols) || len(x) < n*cols {
+		panic("kernels: q8Acts of a bad shape or buffer")
 	}
 	s.quantizeQ8Acts(&F32Bytes(dst)[0], &x[0], n*cols/Q8_0Block)
-	return true
 }
 
 // addTail adds columns [k, cols) to the dot products of the tile at row r,

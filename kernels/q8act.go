@@ -1,6 +1,9 @@
 package kernels
 
-import "math"
+import (
+	"encoding/binary"
+	"math"
+)
 
 // Q8_0 decode with int8 activations. Widening every Q8_0 weight to float
 // costs about twice the instructions per byte of an F16 weight, enough
@@ -40,8 +43,9 @@ func quantizeQ8ActsGo(dst []byte, x []float32) {
 		for i, v := range blk {
 			out[i] = byte(int8(math.RoundToEven(float64(v * id))))
 		}
-		d := amax / 127
-		bits := math.Float32bits(d)
-		out[32], out[33], out[34], out[35] = byte(bits), byte(bits>>8), byte(bits>>16), byte(bits>>24)
+		binary.LittleEndian.PutUint32(out[32:], math.Float32bits(amax/127))
 	}
 }
+
+// q8ActScale returns the scale d of the quantized block at b.
+func q8ActScale(b []byte) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(b[32:])) }

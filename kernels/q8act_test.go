@@ -10,11 +10,12 @@ import (
 // Q8_0 decode tile, and reports whether that tile computes w for n tokens
 // (a matrix of under 4 rows goes row by row, in float).
 func quantizedActs(w Matrix, x []float32, n int) ([]float32, bool) {
-	if w.DType != Q8_0 || active.q8Acts == nil || w.Rows < 4 {
+	if w.DType != Q8_0 || active.q8Acts == nil || w.Rows < 4 || n > active.q8ActTokens {
 		return nil, false
 	}
 	xq := make([]float32, q8ActFloats(n, w.Cols))
-	return xq, active.q8Acts(xq, x, n, w.Cols)
+	active.q8Acts(xq, x, n, w.Cols)
+	return xq, true
 }
 
 // dequantizeQ8Acts returns the n values d·q of quantized activations.
@@ -22,8 +23,7 @@ func dequantizeQ8Acts(xq []byte, n int) []float32 {
 	x := make([]float32, n)
 	for i := range x {
 		b := xq[i/32*q8ActBlockBytes:]
-		d := math.Float32frombits(uint32(b[32]) | uint32(b[33])<<8 | uint32(b[34])<<16 | uint32(b[35])<<24)
-		x[i] = d * float32(int8(b[i%32]))
+		x[i] = q8ActScale(b) * float32(int8(b[i%32]))
 	}
 	return x
 }
@@ -49,7 +49,7 @@ func matmulQ8ActsRef(y []float32, xq []byte, w Matrix, n int) {
 					isum += int(int8(wb[2+i])) * int(int8(xb[i]))
 				}
 				dw := F16ToF32(uint16(wb[0]) | uint16(wb[1])<<8)
-				dx := math.Float32frombits(uint32(xb[32]) | uint32(xb[33])<<8 | uint32(xb[34])<<16 | uint32(xb[35])<<24)
+				dx := q8ActScale(xb)
 				sum += float64(dw) * float64(dx) * float64(isum)
 			}
 			y[t*w.Rows+r] = float32(sum)
@@ -94,9 +94,10 @@ func TestQuantizeQ8Acts(t *testing.T) {
 		for n := 1; n <= 3; n++ {
 			cols := len(x) / n / 32 * 32
 			got := make([]float32, q8ActFloats(n, cols))
-			if !im.q8Acts(got, x, n, cols) {
-				t.Fatalf("%s: q8Acts declined %d tokens", im.name, n)
+			if n > im.q8ActTokens {
+				t.Fatalf("%s: the int8 tile takes %d tokens, not %d", im.name, im.q8ActTokens, n)
 			}
+			im.q8Acts(got, x, n, cols)
 			gb, wb := F32Bytes(got), want[:n*cols/32*q8ActBlockBytes]
 			for i := range wb {
 				if gb[i] != wb[i] {
@@ -104,8 +105,8 @@ func TestQuantizeQ8Acts(t *testing.T) {
 				}
 			}
 		}
-		if im.q8Acts(make([]float32, q8ActFloats(64, 32)), make([]float32, 64*32), 64, 32) {
-			t.Errorf("%s: q8Acts took 64 tokens, which go through the prefill path", im.name)
+		if im.q8ActTokens >= 64 {
+			t.Errorf("%s: the int8 tile takes 64 tokens, which go through the prefill path", im.name)
 		}
 		// A prefill MatMul neither quantizes nor grows the buffer for it.
 		saved := active
@@ -171,8 +172,7 @@ func TestQ8ActsError(t *testing.T) {
 				for tok := range n {
 					var bound float64
 					for c, v := range row {
-						b := xq[(tok*w.Cols+c)/32*q8ActBlockBytes+32:]
-						d := math.Float32frombits(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24)
+						d := q8ActScale(xq[(tok*w.Cols+c)/32*q8ActBlockBytes:])
 						bound += math.Abs(float64(v))*float64(d)/2 + 1e-5*math.Abs(float64(v*x[tok*w.Cols+c]))
 					}
 					if e := math.Abs(float64(got[tok*w.Rows+r] - want[tok*w.Rows+r])); e > bound {

@@ -42,18 +42,25 @@ func naiveDelta(y0, x []float32, seqs []seq, layer int, m model.Module, in, out 
 			continue
 		}
 		a, bt := matrix64(p.A), matrix64(p.BT)
+		half := make([]float64, in) // per value: half its block's int8 step, d/2
 		for t := tok; t < tok+s.n; t++ {
+			clear(half)
+			if p.A.DType == kernels.Q8_0 {
+				for b := 0; b < in; b += 32 {
+					var amax float64
+					for _, v := range x[t*in+b : t*in+b+32] {
+						amax = max(amax, math.Abs(float64(v)))
+					}
+					for i := b; i < b+32; i++ {
+						half[i] = amax / 127 / 2
+					}
+				}
+			}
 			for k := range p.Rank {
 				var xa, xaSlack float64
 				for i := range in {
 					xa += float64(x[t*in+i]) * a[k][i]
-					if p.A.DType == kernels.Q8_0 {
-						var amax float64
-						for _, v := range x[t*in+i/32*32 : t*in+i/32*32+32] {
-							amax = max(amax, math.Abs(float64(v)))
-						}
-						xaSlack += math.Abs(a[k][i]) * amax / 127 / 2
-					}
+					xaSlack += math.Abs(a[k][i]) * half[i]
 				}
 				for j := range out {
 					y[t*out+j] += float64(p.Scale) * xa * bt[k][j]
