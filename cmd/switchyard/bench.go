@@ -239,7 +239,6 @@ func newStreamRead(p *kernels.Pool) *streamRead {
 	return s
 }
 
-// measure returns the best bandwidth of 5 reads, in GB/s.
 // measure reads the buffer over and over for at least window (and at
 // least twice) and returns the average rate in GB/s.
 func (s *streamRead) measure(window time.Duration) float64 {
