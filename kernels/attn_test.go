@@ -59,7 +59,7 @@ func TestAxpyRows(t *testing.T) {
 			ys, as, xs := cols+3, rows+5, cols+7
 			y0, a := randFloats(rng, n*ys), randFloats(rng, n*as)
 			x16 := make([]uint16, rows*xs)
-			EncodeF16(x16, randFloats(rng, rows*xs))
+			EncodeF16(x16, 1, randFloats(rng, rows*xs))
 			x := make([]float32, len(x16))
 			for i, h := range x16 {
 				x[i] = F16ToF32(h)
@@ -93,17 +93,63 @@ func TestAxpyRows(t *testing.T) {
 }
 
 // TestEncodeF16 checks rounding, overflow, underflow and a subnormal
-// against the bit patterns numpy's float16 conversion gives.
+// against the bit patterns numpy's float16 conversion gives, then random
+// values of every magnitude, ties and NaNs against F32ToF16, dense and
+// strided, with lengths around the vector kernel's 8. Nothing between
+// the strided values is written.
 func TestEncodeF16(t *testing.T) {
-	src := []float32{1, -2.5, 65504, 70000, 1e-8, 6e-5, float32(math.Inf(-1)), 0.1}
-	want := []uint16{0x3c00, 0xc100, 0x7bff, 0x7c00, 0x0000, 0x03ef, 0xfc00, 0x2e66}
-	dst := make([]uint16, len(src))
-	EncodeF16(dst, src)
-	for i, v := range src {
-		if dst[i] != want[i] {
-			t.Errorf("EncodeF16(%g) = %#04x, want %#04x", v, dst[i], want[i])
+	forEachImpl(t, func(t *testing.T) {
+		src := []float32{1, -2.5, 65504, 70000, 1e-8, 6e-5, float32(math.Inf(-1)), 0.1}
+		want := []uint16{0x3c00, 0xc100, 0x7bff, 0x7c00, 0x0000, 0x03ef, 0xfc00, 0x2e66}
+		for _, stride := range []int{1, 3} {
+			dst := make([]uint16, len(src)*stride)
+			EncodeF16(dst, stride, src)
+			for i, v := range src {
+				if dst[i*stride] != want[i] {
+					t.Errorf("stride %d: EncodeF16(%g) = %#04x, want %#04x", stride, v, dst[i*stride], want[i])
+				}
+			}
 		}
-	}
+		rng := rand.New(rand.NewPCG(15, 15))
+		for _, n := range []int{1, 7, 8, 9, 16, 64, 67} {
+			src := make([]float32, n)
+			for i := range src {
+				switch i % 5 {
+				case 0: // any magnitude, subnormal halves and overflow included
+					src[i] = math.Float32frombits(rng.Uint32())
+				case 1: // a tie between two halves
+					src[i] = math.Float32frombits(math.Float32bits(float32(rng.NormFloat64()))&^0x1fff | 0x1000)
+				default:
+					src[i] = float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(12)-8)))
+				}
+			}
+			for _, stride := range []int{1, 16} {
+				dst := make([]uint16, n*stride)
+				for i := range dst {
+					dst[i] = 0xdead
+				}
+				EncodeF16(dst, stride, src)
+				for i, v := range dst {
+					if i%stride != 0 {
+						if v != 0xdead {
+							t.Fatalf("n=%d stride %d: dst[%d] written", n, stride, i)
+						}
+						continue
+					}
+					x := src[i/stride]
+					if x != x {
+						if v&0x7c00 != 0x7c00 || v&0x3ff == 0 {
+							t.Fatalf("n=%d stride %d: EncodeF16(NaN) = %#04x, not a NaN", n, stride, v)
+						}
+						continue
+					}
+					if w := F32ToF16(x); v != w {
+						t.Fatalf("n=%d stride %d: EncodeF16(%g) = %#04x, want %#04x", n, stride, x, v, w)
+					}
+				}
+			}
+		}
+	})
 }
 
 func TestStridedRejectsShortSlices(t *testing.T) {
@@ -191,25 +237,41 @@ func TestSiLUMul(t *testing.T) {
 }
 
 // TestLargest puts the largest value at every position of slices of
-// every length up to 11 (each of the four running maxima, and the tail),
-// among negative values, with a NaN that must be passed over.
+// every length up to 11 (each of the four running maxima of the Go loop,
+// and the tail) and around the vector kernel's 32, among negative values,
+// with a NaN that must be passed over.
 func TestLargest(t *testing.T) {
-	if got := largest(nil); !math.IsInf(float64(got), -1) {
-		t.Errorf("largest(nil) = %g, want -Inf", got)
-	}
-	for n := 1; n <= 11; n++ {
-		for at := range n {
+	forEachImpl(t, func(t *testing.T) {
+		if got := active.largest(nil); !math.IsInf(float64(got), -1) {
+			t.Errorf("largest(nil) = %g, want -Inf", got)
+		}
+		nan := float32(math.NaN())
+		if got := active.largest(make([]float32, 40)); got != 0 {
+			t.Errorf("largest(zeros) = %g, want 0", got)
+		}
+		for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 31, 32, 33, 63, 64, 65, 100} {
+			for at := range n {
+				x := make([]float32, n)
+				for i := range x {
+					x[i] = -float32(i + 2)
+				}
+				x[at] = -0.5
+				for _, d := range []int{1, 32} { // a NaN next to it, and one in its lane after it
+					if i := (at + d) % n; i != at {
+						x[i] = nan
+					}
+				}
+				if got := active.largest(x); got != -0.5 {
+					t.Fatalf("largest(%v) = %g, want -0.5", x, got)
+				}
+			}
 			x := make([]float32, n)
 			for i := range x {
-				x[i] = -float32(i + 2)
+				x[i] = nan
 			}
-			x[at] = -0.5
-			if nan := (at + 1) % n; nan != at {
-				x[nan] = float32(math.NaN())
-			}
-			if got := largest(x); got != -0.5 {
-				t.Errorf("largest(%v) = %g, want -0.5", x, got)
+			if got := active.largest(x); !math.IsInf(float64(got), -1) {
+				t.Errorf("largest of %d NaNs = %g, want -Inf", n, got)
 			}
 		}
-	}
+	})
 }

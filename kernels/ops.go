@@ -44,17 +44,17 @@ func SoftmaxParts(x []float32, scale float32) (top, sum float32) {
 	if len(x) == 0 {
 		return float32(math.Inf(-1)), 0
 	}
-	m := largest(x)
+	m := active.largest(x)
 	return m * scale, active.expSum(x, m, scale)
 }
 
-// largest returns the largest value of x, NaNs passed over (-Inf for
+// largestGo returns the largest value of x, NaNs passed over (-Inf for
 // none). It keeps four maxima, so that the comparisons of neighbouring
 // values do not wait for one another; the builtin max, which must
 // propagate NaN and order -0 before +0, took 2.5 times as long, and a
 // decode step calls this once per head and part (810 times for
 // SmolLM2-135M at a 512-token context).
-func largest(x []float32) float32 {
+func largestGo(x []float32) float32 {
 	inf := float32(math.Inf(-1))
 	m0, m1, m2, m3 := inf, inf, inf, inf
 	i := 0
@@ -137,12 +137,21 @@ func AxpyRowsF16(y []float32, ystride int, a []float32, astride, n int, x []uint
 	active.axpyRows16(y, ystride, a, astride, n, x, xstride, rows, cols)
 }
 
-// EncodeF16 rounds src to IEEE half floats in dst (F32ToF16 for each
-// value); dst must be at least as long as src.
-func EncodeF16(dst []uint16, src []float32) {
-	dst = dst[:len(src)]
+// EncodeF16 rounds src to IEEE half floats stride values apart in dst:
+// dst[i*stride] = F32ToF16(src[i]). (A NaN stays a NaN, its payload not
+// kept.) A KV cache writes a value row with stride 1 and a key into its
+// block's transposed column with stride BlockTokens.
+func EncodeF16(dst []uint16, stride int, src []float32) {
+	if len(src) == 0 {
+		return
+	}
+	checkStrided("EncodeF16 dst", len(dst), len(src), stride, 1)
+	active.encodeF16(dst, stride, src)
+}
+
+func encodeF16Go(dst []uint16, stride int, src []float32) {
 	for i, v := range src {
-		dst[i] = F32ToF16(v)
+		dst[i*stride] = F32ToF16(v)
 	}
 }
 

@@ -2,6 +2,8 @@
 
 package kernels
 
+import "unsafe"
+
 // The slice wrappers around the vector kernels: they check bounds, hand
 // the kernel the longest prefix it takes and finish the rest in Go.
 
@@ -152,19 +154,48 @@ func axpyRowsF16AVX2Slices(y []float32, ystride int, a []float32, astride, n int
 }
 
 // axpyRowsTiles runs an axpyRows kernel over 16 columns and up to 6
-// tokens per call, and its Go version over the last columns.
+// tokens per call, and its Go version over the last columns. The rows go
+// in chunks of about 4 KB, each chunk through all its columns before the
+// next: the tiles of a chunk then share its cache lines (a row of 64 F16
+// values is 2 lines, which 4 tiles read 32 bytes at a time) while they
+// are in L1, where a pass per tile over all the rows fetched them again.
+// The value pass over 90 cold 512-position heads took 10.9-11.6 µs a
+// head, and 8.0-8.5 in chunks of 32 rows.
 func axpyRowsTiles[X float32 | uint16](kernel func(y *float32, ystride int, a *float32, astride int, x *X, xstride int, nt, rows int),
 	tail func(y []float32, ystride int, a []float32, astride, n int, x []X, xstride, rows, cols int),
 	y []float32, ystride int, a []float32, astride, n int, x []X, xstride, rows, cols int) {
-	const width, maxT = 16, 6
-	c := 0
-	for ; c+width <= cols; c += width {
-		for t := 0; t < n; t += maxT {
-			kernel(&y[t*ystride+c], ystride, &a[t*astride], astride, &x[c], xstride, min(maxT, n-t), rows)
+	const width, maxT, chunkBytes = 16, 6, 4096
+	chunk := max(1, chunkBytes/max(1, xstride*int(unsafe.Sizeof(x[0]))))
+	for r := 0; r < rows; r += chunk {
+		nr := min(chunk, rows-r)
+		xr := x[r*xstride:]
+		c := 0
+		for ; c+width <= cols; c += width {
+			for t := 0; t < n; t += maxT {
+				kernel(&y[t*ystride+c], ystride, &a[t*astride+r], astride, &xr[c], xstride, min(maxT, n-t), nr)
+			}
+		}
+		if c < cols {
+			tail(y[c:], ystride, a[r:], astride, n, xr[c:], xstride, nr, cols-c)
 		}
 	}
-	if c < cols {
-		tail(y[c:], ystride, a, astride, n, x[c:], xstride, rows, cols-c)
+}
+
+func largestSlices(x []float32) float32 {
+	k := len(x) &^ 31
+	if k == 0 {
+		return largestGo(x)
+	}
+	return max(largestAVX2(&x[0], k), largestGo(x[k:])) // neither is NaN
+}
+
+func encodeF16Slices(dst []uint16, stride int, src []float32) {
+	k := len(src) &^ 7
+	if k > 0 {
+		encodeF16AVX2(&dst[0], stride, &src[0], k)
+	}
+	if k < len(src) {
+		encodeF16Go(dst[k*stride:], stride, src[k:])
 	}
 }
 

@@ -478,9 +478,7 @@ tokens1:
 	SHLQ    $0x02, BX
 	MOVQ    rows+56(FP), SI
 	XORQ    DI, DI
-	MOVQ    BX, R8
-	SHLQ    $0x04, R8
-	ADDQ    DX, R8
+	LEAQ    4096(DX), R8
 	TESTQ   SI, SI
 	JZ      store1
 
@@ -523,9 +521,7 @@ tokens2:
 	SHLQ    $0x02, DI
 	MOVQ    rows+56(FP), R8
 	XORQ    R9, R9
-	MOVQ    DI, R10
-	SHLQ    $0x04, R10
-	ADDQ    SI, R10
+	LEAQ    4096(SI), R10
 	TESTQ   R8, R8
 	JZ      store2
 
@@ -578,9 +574,7 @@ tokens3:
 	SHLQ    $0x02, R8
 	MOVQ    rows+56(FP), R9
 	XORQ    R10, R10
-	MOVQ    R8, R11
-	SHLQ    $0x04, R11
-	ADDQ    DI, R11
+	LEAQ    4096(DI), R11
 	TESTQ   R9, R9
 	JZ      store3
 
@@ -643,9 +637,7 @@ tokens4:
 	SHLQ    $0x02, R9
 	MOVQ    rows+56(FP), R10
 	XORQ    R11, R11
-	MOVQ    R9, R12
-	SHLQ    $0x04, R12
-	ADDQ    R8, R12
+	LEAQ    4096(R8), R12
 	TESTQ   R10, R10
 	JZ      store4
 
@@ -718,9 +710,7 @@ tokens5:
 	SHLQ    $0x02, R10
 	MOVQ    rows+56(FP), R11
 	XORQ    R12, R12
-	MOVQ    R10, R13
-	SHLQ    $0x04, R13
-	ADDQ    R9, R13
+	LEAQ    4096(R9), R13
 	TESTQ   R11, R11
 	JZ      store5
 
@@ -803,9 +793,7 @@ tokens6:
 	SHLQ    $0x02, R11
 	MOVQ    rows+56(FP), R12
 	XORQ    R13, R13
-	MOVQ    R11, R14
-	SHLQ    $0x04, R14
-	ADDQ    R10, R14
+	LEAQ    4096(R10), R14
 	TESTQ   R12, R12
 	JZ      store6
 
@@ -890,9 +878,7 @@ tokens1:
 	SHLQ    $0x01, BX
 	MOVQ    rows+56(FP), SI
 	XORQ    DI, DI
-	MOVQ    BX, R8
-	SHLQ    $0x04, R8
-	ADDQ    DX, R8
+	LEAQ    4096(DX), R8
 	TESTQ   SI, SI
 	JZ      store1
 
@@ -935,9 +921,7 @@ tokens2:
 	SHLQ    $0x01, DI
 	MOVQ    rows+56(FP), R8
 	XORQ    R9, R9
-	MOVQ    DI, R10
-	SHLQ    $0x04, R10
-	ADDQ    SI, R10
+	LEAQ    4096(SI), R10
 	TESTQ   R8, R8
 	JZ      store2
 
@@ -990,9 +974,7 @@ tokens3:
 	SHLQ    $0x01, R8
 	MOVQ    rows+56(FP), R9
 	XORQ    R10, R10
-	MOVQ    R8, R11
-	SHLQ    $0x04, R11
-	ADDQ    DI, R11
+	LEAQ    4096(DI), R11
 	TESTQ   R9, R9
 	JZ      store3
 
@@ -1055,9 +1037,7 @@ tokens4:
 	SHLQ    $0x01, R9
 	MOVQ    rows+56(FP), R10
 	XORQ    R11, R11
-	MOVQ    R9, R12
-	SHLQ    $0x04, R12
-	ADDQ    R8, R12
+	LEAQ    4096(R8), R12
 	TESTQ   R10, R10
 	JZ      store4
 
@@ -1130,9 +1110,7 @@ tokens5:
 	SHLQ    $0x01, R10
 	MOVQ    rows+56(FP), R11
 	XORQ    R12, R12
-	MOVQ    R10, R13
-	SHLQ    $0x04, R13
-	ADDQ    R9, R13
+	LEAQ    4096(R9), R13
 	TESTQ   R11, R11
 	JZ      store5
 
@@ -1215,9 +1193,7 @@ tokens6:
 	SHLQ    $0x01, R11
 	MOVQ    rows+56(FP), R12
 	XORQ    R13, R13
-	MOVQ    R11, R14
-	SHLQ    $0x04, R14
-	ADDQ    R10, R14
+	LEAQ    4096(R10), R14
 	TESTQ   R12, R12
 	JZ      store6
 
@@ -1484,6 +1460,100 @@ DATA expconsts<>+404(SB)/4, $0x0000007f
 DATA expconsts<>+408(SB)/4, $0x0000007f
 DATA expconsts<>+412(SB)/4, $0x0000007f
 GLOBL expconsts<>(SB), RODATA|NOPTR, $416
+
+// func largestAVX2(x *float32, n int) float32
+// Requires: AVX, AVX2, SSE
+TEXT ·largestAVX2(SB), NOSPLIT, $0-20
+	MOVQ         x+0(FP), AX
+	MOVQ         n+8(FP), CX
+	MOVL         $0xff800000, DX
+	VMOVD        DX, X0
+	VBROADCASTSS X0, Y0
+	VMOVAPS      Y0, Y1
+	VMOVAPS      Y0, Y2
+	VMOVAPS      Y0, Y3
+	XORQ         DX, DX
+	CMPQ         DX, CX
+	JAE          reduce
+
+loop:
+	VMOVUPS (AX)(DX*4), Y4
+	VMAXPS  Y0, Y4, Y0
+	VMOVUPS 32(AX)(DX*4), Y5
+	VMAXPS  Y1, Y5, Y1
+	VMOVUPS 64(AX)(DX*4), Y6
+	VMAXPS  Y2, Y6, Y2
+	VMOVUPS 96(AX)(DX*4), Y7
+	VMAXPS  Y3, Y7, Y3
+	ADDQ    $0x00000020, DX
+	CMPQ    DX, CX
+	JB      loop
+
+reduce:
+	VMAXPS       Y1, Y0, Y0
+	VMAXPS       Y3, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0x4e, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VMAXPS       X1, X0, X0
+	MOVSS        X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func encodeF16AVX2(dst *uint16, stride int, src *float32, n int)
+// Requires: AVX, F16C
+TEXT ·encodeF16AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), AX
+	MOVQ stride+8(FP), CX
+	MOVQ src+16(FP), DX
+	MOVQ n+24(FP), BX
+	LEAQ (DX)(BX*4), BX
+	CMPQ DX, BX
+	JAE  done
+	CMPQ CX, $0x01
+	JNE  strided
+
+dense:
+	VMOVUPS   (DX), Y0
+	VCVTPS2PH $0x00, Y0, (AX)
+	ADDQ      $0x00000020, DX
+	ADDQ      $0x00000010, AX
+	CMPQ      DX, BX
+	JB        dense
+	JMP       done
+
+strided:
+	SHLQ $0x01, CX
+
+loop:
+	VMOVUPS   (DX), Y0
+	VCVTPS2PH $0x00, Y0, X0
+	VPEXTRW   $0x00, X0, (AX)
+	ADDQ      CX, AX
+	VPEXTRW   $0x01, X0, (AX)
+	ADDQ      CX, AX
+	VPEXTRW   $0x02, X0, (AX)
+	ADDQ      CX, AX
+	VPEXTRW   $0x03, X0, (AX)
+	ADDQ      CX, AX
+	VPEXTRW   $0x04, X0, (AX)
+	ADDQ      CX, AX
+	VPEXTRW   $0x05, X0, (AX)
+	ADDQ      CX, AX
+	VPEXTRW   $0x06, X0, (AX)
+	ADDQ      CX, AX
+	VPEXTRW   $0x07, X0, (AX)
+	ADDQ      CX, AX
+	ADDQ      $0x00000020, DX
+	CMPQ      DX, BX
+	JB        loop
+
+done:
+	VZEROUPPER
+	RET
 
 // func siluMulAVX2(gate *float32, up *float32, n int)
 // Requires: AVX, AVX2, FMA3

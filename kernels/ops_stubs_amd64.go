@@ -94,6 +94,18 @@ func axpyRowsF16AVX2(y *float32, ystride int, a *float32, astride int, x *uint16
 //go:noescape
 func expSumAVX2(x *float32, n int, max float32, scale float32) float32
 
+// largestAVX2 returns the largest of x[i] for i < n, NaNs passed over, and
+// -Inf for none; n is a multiple of 32.
+//
+//go:noescape
+func largestAVX2(x *float32, n int) float32
+
+// encodeF16AVX2 sets dst[i*stride] to src[i] rounded to a half float for
+// i < n; n is a multiple of 8.
+//
+//go:noescape
+func encodeF16AVX2(dst *uint16, stride int, src *float32, n int)
+
 // siluMulAVX2 sets gate[i] = silu(gate[i])·up[i] for i < n; n is a multiple of 8.
 //
 //go:noescape

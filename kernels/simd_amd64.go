@@ -91,6 +91,8 @@ func (s *simd) impl(name string) *impl {
 		axpyRows:    axpyRowsAVX2,
 		axpyRows16:  axpyRowsF16AVX2Slices,
 		expSum:      expSumSlices,
+		largest:     largestSlices,
+		encodeF16:   encodeF16Slices,
 		siluMul:     siluMulSlices,
 	}
 }

@@ -61,6 +61,8 @@ func main() {
 		genAxpyRows(f32)
 		genAxpyRows(f16)
 		genExpSum()
+		genLargest()
+		genEncodeF16()
 		genSiLUMul()
 	default:
 		fmt.Fprintln(os.Stderr, "usage: _asm [avo flags] cpu|matmul|ops")
