@@ -140,20 +140,29 @@ func (s *simd) matmulQ8A8(y []float32, w Matrix, n, lo, hi int, xq []float32) {
 	rowBytes, xs := Q8_0.RowBytes(cols), q8ActFloats(1, cols)
 	if n <= q8ActMaxT {
 		if full := (hi - lo) / 4; full > 0 {
-			s.tileQ8A8(&y[lo], rows, &xq[0], xs, &w.Data[lo*rowBytes], rowBytes, cols, n, full)
+			s.tileQ8A8(&y[lo], rows, &xq[0], xs, &w.Data[lo*rowBytes], rowBytes, cols, n, full, q8PrefetchRows*rowBytes)
 		}
 		if (hi-lo)%4 != 0 { // the last 4 rows, overlapping the tile before
-			s.tileQ8A8(&y[hi-4], rows, &xq[0], xs, &w.Data[(hi-4)*rowBytes], rowBytes, cols, n, 1)
+			s.tileQ8A8(&y[hi-4], rows, &xq[0], xs, &w.Data[(hi-4)*rowBytes], rowBytes, cols, n, 1, q8PrefetchRows*rowBytes)
 		}
 		return
 	}
 	for r0 := lo; r0 < hi; r0 += 4 {
 		r := min(r0, hi-4)
 		for t := 0; t < n; t += q8ActMaxT {
-			s.tileQ8A8(&y[t*rows+r], rows, &xq[t*xs], xs, &w.Data[r*rowBytes], rowBytes, cols, min(q8ActMaxT, n-t), 1)
+			s.tileQ8A8(&y[t*rows+r], rows, &xq[t*xs], xs, &w.Data[r*rowBytes], rowBytes, cols, min(q8ActMaxT, n-t), 1, q8PrefetchRows*rowBytes)
 		}
 	}
 }
+
+// q8PrefetchRows is how far ahead of a Q8_0 tile's first row its
+// prefetches run, in rows: 1.5 tiles. Decode of the Q8_0 SmolLM2-135M at
+// a 16-token context, matmul time a step against 4 rows (the next tile,
+// as before), alternating in one process, three runs: 6 rows 1.2-2.8%
+// less, 5 rows 3.0% less, 7 rows 1.2% less, 8 rows and 12 rows 0.4% and
+// 3% more, 2 rows 18% more; 3 or 4 KB ahead whatever the row length
+// 1.3% more and 0.6% less.
+const q8PrefetchRows = 6
 
 // q8ActMaxT is the most tokens one tileQ8A8 call takes.
 const q8ActMaxT = 2

@@ -10265,9 +10265,9 @@ DATA q8actorder<>+24(SB)/4, $0x00000003
 DATA q8actorder<>+28(SB)/4, $0x00000007
 GLOBL q8actorder<>(SB), RODATA|NOPTR, $32
 
-// func tileQ8A8AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, tiles int)
+// func tileQ8A8AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, tiles int, pf int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
-TEXT ·tileQ8A8AVX2(SB), NOSPLIT, $0-72
+TEXT ·tileQ8A8AVX2(SB), NOSPLIT, $0-80
 	MOVQ     w+32(FP), AX
 	MOVQ     wstride+40(FP), CX
 	LEAQ     (AX)(CX*1), DX
@@ -10299,8 +10299,8 @@ tile2:
 	VXORPS Y13, Y13, Y13
 	VXORPS Y14, Y14, Y14
 	VXORPS Y15, Y15, Y15
-	MOVQ   wstride+40(FP), R11
-	LEAQ   (CX)(R11*1), R11
+	MOVQ   pf+72(FP), R11
+	LEAQ   (AX)(R11*1), R11
 	XORQ   R12, R12
 	XORQ   R13, R13
 	TESTQ  SI, SI
@@ -10434,8 +10434,8 @@ tile1:
 	VXORPS Y9, Y9, Y9
 	VXORPS Y10, Y10, Y10
 	VXORPS Y11, Y11, Y11
-	MOVQ   wstride+40(FP), R10
-	LEAQ   (CX)(R10*1), R10
+	MOVQ   pf+72(FP), R10
+	LEAQ   (AX)(R10*1), R10
 	XORQ   R11, R11
 	XORQ   R12, R12
 	TESTQ  SI, SI

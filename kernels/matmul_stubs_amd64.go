@@ -191,9 +191,10 @@ func quantizeQ8ActsAVX2(dst *byte, x *float32, blocks int)
 // tileQ8A8AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t][c] for tiles*4 rows r of
 // Q8_0 weights wstride bytes apart and nt <= 2 tokens t, whose activations x are
 // quantized blocks (see quantizeQ8ActsAVX2), xstride floats apart. k is a
-// multiple of 32. It prefetches the 4 rows after each 4 as it reads them.
+// multiple of 32. Its prefetches run pf bytes ahead of the tile's first row, as
+// fast as the tile reads its 4 rows.
 // (Several tiles per call: a call per 4 rows of 576 Q8_0 values cost 5% of a
 // decode step in Go around the kernel.)
 //
 //go:noescape
-func tileQ8A8AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, tiles int)
+func tileQ8A8AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, tiles int, pf int)

@@ -22,7 +22,7 @@ type simd struct {
 
 	// tileQ8A8 is the Q8_0 decode tile for activations quantized by
 	// quantizeQ8Acts (see q8act.go), for up to q8ActMaxT tokens.
-	tileQ8A8       func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt, tiles int)
+	tileQ8A8       func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt, tiles, pf int)
 	quantizeQ8Acts func(dst *byte, x *float32, blocks int)
 
 	decode     [numDTypes]func(dst *float32, src *byte, n int) // nil for F32

@@ -108,12 +108,13 @@ func genQuantizeQ8Acts() {
 // Y(8+4t+r)), activations Y0/Y1, weights Y2, |w| Y3, products Y4, d_w Y5,
 // d_w·d_x Y6, int16 ones Y7.
 func genTileQ8A8() {
-	TEXT("tileQ8A8AVX2", NOSPLIT, "func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt, tiles int)")
+	TEXT("tileQ8A8AVX2", NOSPLIT, "func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt, tiles, pf int)")
 	Pragma("noescape")
 	Doc("tileQ8A8AVX2 computes y[t*ystride+r] = Σ_{c<k} w[r][c]·x[t][c] for tiles*4 rows r of",
 		"Q8_0 weights wstride bytes apart and nt <= 2 tokens t, whose activations x are",
 		"quantized blocks (see quantizeQ8ActsAVX2), xstride floats apart. k is a",
-		"multiple of 32. It prefetches the 4 rows after each 4 as it reads them.",
+		"multiple of 32. Its prefetches run pf bytes ahead of the tile's first row, as",
+		"fast as the tile reads its 4 rows.",
 		"(Several tiles per call: a call per 4 rows of 576 Q8_0 values cost 5% of a",
 		"decode step in Go around the kernel.)")
 	var wr [4]reg.GPVirtual
@@ -157,9 +158,9 @@ func genTileQ8A8() {
 				VXORPS(acc(r, t), acc(r, t), acc(r, t))
 			}
 		}
-		pf := GP64() // the next tile: 4 rows on, back to back
-		ws := Load(Param("wstride"), GP64())
-		LEAQ(Mem{Base: wr[3], Index: ws, Scale: 1}, pf)
+		pf := GP64() // pf bytes on, 4 blocks of 34 bytes per loop
+		pfd := Load(Param("pf"), GP64())
+		LEAQ(Mem{Base: wr[0], Index: pfd, Scale: 1}, pf)
 		wo, ao := GP64(), GP64() // weight block offset, activation block offset
 		XORQ(wo, wo)
 		XORQ(ao, ao)
