@@ -9,10 +9,13 @@ import (
 // stridedShapes are the (n, rows, cols) shapes of the DotRows and AxpyRows
 // tests: every tile and token remainder, columns with and without a tail
 // of either vector width, and attention's own shapes (3 query heads per
-// KV head, 64-wide heads, 16-position cache blocks).
+// KV head, 64-wide heads, 16-position cache blocks), with the 32-column
+// kernel's shapes for up to 3 tokens alone, before a 16-column call or a
+// tail, and over several row chunks.
 var stridedShapes = [][3]int{
 	{1, 1, 1}, {1, 4, 8}, {2, 5, 16}, {3, 16, 64}, {3, 17, 64}, {4, 7, 33}, {6, 9, 48},
 	{7, 13, 100}, {12, 3, 128}, {13, 33, 17}, {1, 512, 64}, {5, 4, 5},
+	{1, 40, 33}, {2, 70, 48}, {3, 300, 96},
 	{3, 5, 0}, {4, 8, 0}, // no columns: DotRows writes zeros, AxpyRows adds nothing
 }
 

@@ -146,22 +146,24 @@ func (s *simd) dotRows(y []float32, ystride int, x []float32, xstride, n int, w 
 // axpyRowsAVX2 is AxpyRows for both AVX2 and AVX-512 (see _asm/attn.go),
 // axpyRowsF16AVX2Slices AxpyRowsF16.
 func axpyRowsAVX2(y []float32, ystride int, a []float32, astride, n int, x []float32, xstride, rows, cols int) {
-	axpyRowsTiles(axpyRowsF32AVX2, axpyRowsGo, y, ystride, a, astride, n, x, xstride, rows, cols)
+	axpyRowsTiles(axpyRowsF32AVX2, axpyRowsWideF32AVX2, axpyRowsGo, y, ystride, a, astride, n, x, xstride, rows, cols)
 }
 
 func axpyRowsF16AVX2Slices(y []float32, ystride int, a []float32, astride, n int, x []uint16, xstride, rows, cols int) {
-	axpyRowsTiles(axpyRowsF16AVX2, axpyRowsF16Go, y, ystride, a, astride, n, x, xstride, rows, cols)
+	axpyRowsTiles(axpyRowsF16AVX2, axpyRowsWideF16AVX2, axpyRowsF16Go, y, ystride, a, astride, n, x, xstride, rows, cols)
 }
 
-// axpyRowsTiles runs an axpyRows kernel over 16 columns and up to 6
-// tokens per call, and its Go version over the last columns. The rows go
-// in chunks of about 4 KB, each chunk through all its columns before the
-// next: the tiles of a chunk then share its cache lines (a row of 64 F16
-// values is 2 lines, which 4 tiles read 32 bytes at a time) while they
-// are in L1, where a pass per tile over all the rows fetched them again.
-// The value pass over 90 cold 512-position heads took 10.9-11.6 µs a
-// head, and 8.0-8.5 in chunks of 32 rows.
+// axpyRowsTiles runs the axpyRows kernels over the columns: for up to 3
+// tokens the wide kernel, 32 columns a call, then the 16-column kernel,
+// up to 6 tokens a call, and the Go version over the last columns. The
+// rows go in chunks of about 4 KB, each chunk through all its columns
+// before the next: the tiles of a chunk then share its cache lines (a
+// row of 64 F16 values is 2 lines) while they are in L1, where a pass
+// per tile over all the rows fetched them again. The value pass over 90
+// cold 512-position heads took 10.9-11.6 µs a head, and 8.0-8.5 in
+// chunks of 32 rows.
 func axpyRowsTiles[X float32 | uint16](kernel func(y *float32, ystride int, a *float32, astride int, x *X, xstride int, nt, rows int),
+	wide func(y *float32, ystride int, a *float32, astride int, x, x2 *X, xstride int, nt, rows int),
 	tail func(y []float32, ystride int, a []float32, astride, n int, x []X, xstride, rows, cols int),
 	y []float32, ystride int, a []float32, astride, n int, x []X, xstride, rows, cols int) {
 	const width, maxT, chunkBytes = 16, 6, 4096
@@ -170,6 +172,11 @@ func axpyRowsTiles[X float32 | uint16](kernel func(y *float32, ystride int, a *f
 		nr := min(chunk, rows-r)
 		xr := x[r*xstride:]
 		c := 0
+		if n <= axpyRowsWideTokens {
+			for ; c+2*width <= cols; c += 2 * width {
+				wide(&y[c], ystride, &a[r], astride, &xr[c], &xr[c+width], xstride, n, nr)
+			}
+		}
 		for ; c+width <= cols; c += width {
 			for t := 0; t < n; t += maxT {
 				kernel(&y[t*ystride+c], ystride, &a[t*astride+r], astride, &xr[c], xstride, min(maxT, n-t), nr)
@@ -180,6 +187,9 @@ func axpyRowsTiles[X float32 | uint16](kernel func(y *float32, ystride int, a *f
 		}
 	}
 }
+
+// axpyRowsWideTokens is the most tokens the wide kernels take.
+const axpyRowsWideTokens = 3
 
 func largestSlices(x []float32) float32 {
 	k := len(x) &^ 31

@@ -88,6 +88,22 @@ func axpyRowsF32AVX2(y *float32, ystride int, a *float32, astride int, x *float3
 //go:noescape
 func axpyRowsF16AVX2(y *float32, ystride int, a *float32, astride int, x *uint16, xstride int, nt int, rows int)
 
+// axpyRowsWideF32AVX2 adds Σ_{r<rows} a[t*astride+r]·X[r][c] to y[t*ystride+c] for
+// nt <= 3 tokens t and 32 columns c of F32 values: X[r][c] is
+// x[r*xstride+c] for c < 16 and x2[r*xstride+c-16] for the rest. Strides are
+// in elements.
+//
+//go:noescape
+func axpyRowsWideF32AVX2(y *float32, ystride int, a *float32, astride int, x *float32, x2 *float32, xstride int, nt int, rows int)
+
+// axpyRowsWideF16AVX2 adds Σ_{r<rows} a[t*astride+r]·X[r][c] to y[t*ystride+c] for
+// nt <= 3 tokens t and 32 columns c of F16 values: X[r][c] is
+// x[r*xstride+c] for c < 16 and x2[r*xstride+c-16] for the rest. Strides are
+// in elements.
+//
+//go:noescape
+func axpyRowsWideF16AVX2(y *float32, ystride int, a *float32, astride int, x *uint16, x2 *uint16, xstride int, nt int, rows int)
+
 // expSumAVX2 sets x[i] = exp((x[i]-max)·scale) for i < n and returns their
 // sum; n is a multiple of 8.
 //

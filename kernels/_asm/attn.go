@@ -378,3 +378,111 @@ func genEncodeF16() {
 	VZEROUPPER()
 	RET()
 }
+
+// axpyRowsWideTokens is the largest token count of one axpyRowsWide
+// call: 4 column vectors x 3 tokens = 12 accumulators, 3 broadcast
+// coefficients and one row vector in the 16 registers.
+const axpyRowsWideTokens = 3
+
+// genAxpyRowsWide emits axpyRowsWide<DType>AVX2: axpyRows over 32
+// columns, the first 16 at x and the other 16 at x2 (x+16 for rows
+// stored whole; the next block's keys for transposed keys), for nt <= 3
+// tokens. Each row takes 4 conversions, 3 broadcasts and 12 FMAs into 12
+// independent sums, where two 16-column calls take 4, 6 and 12 into 6
+// sums each, so the FMAs no longer wait on their own latency.
+// Layout: accumulator of token t, vector j in Y(4t+j); coefficients
+// Y12-Y14; the row vector Y15.
+func genAxpyRowsWide(dt dtype) {
+	v := avx2
+	name := "axpyRowsWide" + dt.name + "AVX2"
+	xType := map[string]string{"F32": "*float32", "F16": "*uint16"}[dt.name]
+	TEXT(name, NOSPLIT, "func(y *float32, ystride int, a *float32, astride int, x, x2 "+xType+", xstride int, nt, rows int)")
+	Pragma("noescape")
+	Doc(name+" adds Σ_{r<rows} a[t*astride+r]·X[r][c] to y[t*ystride+c] for",
+		fmt.Sprintf("nt <= %d tokens t and 32 columns c of %s values: X[r][c] is", axpyRowsWideTokens, dt.name),
+		"x[r*xstride+c] for c < 16 and x2[r*xstride+c-16] for the rest. Strides are",
+		"in elements.")
+	nt := Load(Param("nt"), GP64())
+	for T := 1; T < axpyRowsWideTokens; T++ {
+		CMPQ(nt, U8(T))
+		JEQ(LabelRef(fmt.Sprintf("tokens%d", T)))
+	}
+	JMP(LabelRef(fmt.Sprintf("tokens%d", axpyRowsWideTokens)))
+
+	for T := 1; T <= axpyRowsWideTokens; T++ {
+		Label(fmt.Sprintf("tokens%d", T))
+		acc := func(t, j int) reg.Register { return ymm[4*t+j] }
+		y := Load(Param("y"), GP64())
+		ys := Load(Param("ystride"), GP64())
+		SHLQ(U8(2), ys)
+		yt := GP64()
+		MOVQ(y, yt)
+		for t := range T {
+			for j := range 4 {
+				VMOVUPS(Mem{Base: yt, Disp: 32 * j}, acc(t, j))
+			}
+			if t < T-1 {
+				ADDQ(ys, yt)
+			}
+		}
+		as := Load(Param("astride"), GP64())
+		SHLQ(U8(2), as)
+		at := []reg.GPVirtual{Load(Param("a"), GP64()).(reg.GPVirtual)}
+		for t := 1; t < T; t++ {
+			p := GP64()
+			LEAQ(Mem{Base: at[t-1], Index: as, Scale: 1}, p)
+			at = append(at, p)
+		}
+		x := Load(Param("x"), GP64())
+		x2 := Load(Param("x2"), GP64())
+		xs := Load(Param("xstride"), GP64())
+		SHLQ(U8(map[int]uint8{4: 2, 2: 1}[dt.size]), xs)
+		rows := Load(Param("rows"), GP64())
+		r := GP64()
+		XORQ(r, r)
+		// Prefetch as axpyRows does, both halves.
+		pf, pf2 := GP64(), GP64()
+		LEAQ(Mem{Base: x, Disp: axpyRowsPrefetch}, pf)
+		LEAQ(Mem{Base: x2, Disp: axpyRowsPrefetch}, pf2)
+		loop, done := fmt.Sprintf("loop%d", T), fmt.Sprintf("store%d", T)
+		TESTQ(rows, rows)
+		JZ(LabelRef(done))
+
+		Label(loop)
+		PREFETCHT0(Mem{Base: pf})
+		PREFETCHT0(Mem{Base: pf2})
+		ADDQ(xs, pf)
+		ADDQ(xs, pf2)
+		for t := range T {
+			VBROADCASTSS(Mem{Base: at[t], Index: r, Scale: 4}, ymm[12+t])
+		}
+		for j := range 4 {
+			base := x
+			if j >= 2 {
+				base = x2
+			}
+			v.loadW(dt, Mem{Base: base, Disp: (j % 2) * v.lanes * dt.size}, ymm[15])
+			for t := range T {
+				VFMADD231PS(ymm[15], ymm[12+t], acc(t, j))
+			}
+		}
+		ADDQ(xs, x)
+		ADDQ(xs, x2)
+		INCQ(r)
+		CMPQ(r, rows)
+		JB(LabelRef(loop))
+
+		Label(done)
+		MOVQ(y, yt)
+		for t := range T {
+			for j := range 4 {
+				VMOVUPS(acc(t, j), Mem{Base: yt, Disp: 32 * j})
+			}
+			if t < T-1 {
+				ADDQ(ys, yt)
+			}
+		}
+		VZEROUPPER()
+		RET()
+	}
+}

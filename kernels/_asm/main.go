@@ -60,6 +60,8 @@ func main() {
 		}
 		genAxpyRows(f32)
 		genAxpyRows(f16)
+		genAxpyRowsWide(f32)
+		genAxpyRowsWide(f16)
 		genExpSum()
 		genLargest()
 		genEncodeF16()
