@@ -1680,10 +1680,8 @@ store3:
 TEXT ·expSumAVX2(SB), NOSPLIT, $0-28
 	MOVQ         x+0(FP), AX
 	MOVQ         n+8(FP), CX
-	MOVSS        max+16(FP), X8
-	VBROADCASTSS X8, Y8
-	MOVSS        scale+20(FP), X9
-	VBROADCASTSS X9, Y9
+	VBROADCASTSS max+16(FP), Y8
+	VBROADCASTSS scale+20(FP), Y9
 	VXORPS       Y10, Y10, Y10
 	VXORPS       Y11, Y11, Y11
 	MOVQ         CX, DX

@@ -204,10 +204,12 @@ func genExpSum() {
 		"sum; n is a multiple of 8.")
 	x := Load(Param("x"), GP64())
 	n := Load(Param("n"), GP64())
-	Load(Param("max"), xmm[8])
-	VBROADCASTSS(xmm[8], ymm[8])
-	Load(Param("scale"), xmm[9])
-	VBROADCASTSS(xmm[9], ymm[9])
+	// Broadcast the arguments straight from the frame: loading scale
+	// into X9 with a legacy-SSE MOVSS after the broadcast of max had
+	// dirtied the upper halves cost 130 ns a call on this project's
+	// machines (an SSE/AVX transition), 170 ns against 37 for 16 values.
+	VBROADCASTSS(NewParamAddr("max", 16), ymm[8])
+	VBROADCASTSS(NewParamAddr("scale", 20), ymm[9])
 	VXORPS(ymm[10], ymm[10], ymm[10])
 	VXORPS(ymm[11], ymm[11], ymm[11])
 	n2 := GP64()
