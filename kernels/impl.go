@@ -31,8 +31,8 @@ type impl struct {
 	axpyRows    func(y []float32, ystride int, a []float32, astride, n int, x []float32, xstride, rows, cols int)
 	axpyRows16  func(y []float32, ystride int, a []float32, astride, n int, x []uint16, xstride, rows, cols int)
 	expSum      func(x []float32, max, scale float32) float32 // x[i] = exp((x[i]-max)·scale); returns Σ
-	largest     func(x []float32) float32                     // max of x, NaNs passed over; -Inf for none
-	encodeF16   func(dst []uint16, stride int, src []float32) // dst[i*stride] = F32ToF16(src[i])
+	largest     func(x []float32) float32                     // max of x, NaNs passed over; -Inf for none; a zero's sign unspecified
+	encodeF16   func(dst []uint16, stride int, src []float32) // dst[i*stride] = F32ToF16(src[i]), NaN bits aside
 	siluMul     func(gate, up []float32)
 }
 

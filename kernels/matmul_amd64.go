@@ -159,9 +159,9 @@ func (s *simd) matmulQ8A8(y []float32, w Matrix, n, lo, hi int, xq []float32) {
 // prefetches run, in rows: 1.5 tiles. Decode of the Q8_0 SmolLM2-135M at
 // a 16-token context, matmul time a step against 4 rows (the next tile,
 // as before), alternating in one process, three runs: 6 rows 1.2-2.8%
-// less, 5 rows 3.0% less, 7 rows 1.2% less, 8 rows and 12 rows 0.4% and
-// 3% more, 2 rows 18% more; 3 or 4 KB ahead whatever the row length
-// 1.3% more and 0.6% less.
+// less, 5 rows 3.0% less and 7 rows 1.2% less (one run each, so 6 was
+// kept), 8 rows and 12 rows 0.4% and 3% more, 2 rows 18% more; 3 or 4 KB
+// ahead whatever the row length 1.3% more and 0.6% less.
 const q8PrefetchRows = 6
 
 // q8ActMaxT is the most tokens one tileQ8A8 call takes.

@@ -138,8 +138,8 @@ func AxpyRowsF16(y []float32, ystride int, a []float32, astride, n int, x []uint
 }
 
 // EncodeF16 rounds src to IEEE half floats stride values apart in dst:
-// dst[i*stride] = F32ToF16(src[i]). (A NaN stays a NaN, its payload not
-// kept.) A KV cache writes a value row with stride 1 and a key into its
+// dst[i*stride] = F32ToF16(src[i]). (A NaN stays a NaN; its bits differ
+// between implementations: VCVTPS2PH keeps the payload's top bits.) A KV cache writes a value row with stride 1 and a key into its
 // block's transposed column with stride BlockTokens.
 func EncodeF16(dst []uint16, stride int, src []float32) {
 	if len(src) == 0 {

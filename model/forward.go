@@ -256,16 +256,17 @@ func (m *Model) attention(l int, seqs []Seq, n, maxLen int, delta Delta) {
 	//
 	// With fewer items than two per worker (decoding one sequence), each
 	// item's positions are cut into parts of whole blocks, computed as
-	// separate items and merged after. Two items per worker did best:
-	// at 512 positions, one sequence of SmolLM2-135M on 2 workers took
-	// 1.16-1.23 ms of attention a step in 6 items, 1.24-1.25 in 3 (one
-	// worker waits), 1.24-1.34 in 9 and 1.32-1.42 in 12, each part
-	// costing a set-up, a shorter run for the prefetcher and a merge.
+	// separate items and merged after: ⌈2·threads/pairs⌉ parts, at least
+	// two items per worker. At 512 positions, one sequence of
+	// SmolLM2-135M on 2 workers took 1.16-1.23 ms of attention a step in
+	// 6 items (2 parts), 1.24-1.25 in 3 (one worker waits), 1.24-1.34 in
+	// 9 and 1.32-1.42 in 12, each part costing a set-up, a shorter run for
+	// the prefetcher and a merge. One worker gains nothing from parts.
 	group := c.Heads / c.KVHeads
 	pairs := n * c.KVHeads
 	threads := m.pool.Threads()
 	parts := 1
-	if pairs < 2*threads {
+	if threads > 1 && pairs < 2*threads {
 		parts = max(min((2*threads+pairs-1)/pairs, maxLen/minPartPositions), 1)
 	}
 	if parts > 1 {

@@ -204,10 +204,11 @@ func genExpSum() {
 		"sum; n is a multiple of 8.")
 	x := Load(Param("x"), GP64())
 	n := Load(Param("n"), GP64())
-	// Broadcast the arguments straight from the frame: loading scale
-	// into X9 with a legacy-SSE MOVSS after the broadcast of max had
-	// dirtied the upper halves cost 130 ns a call on this project's
-	// machines (an SSE/AVX transition), 170 ns against 37 for 16 values.
+	// Broadcast the arguments straight from the frame: with a
+	// legacy-SSE MOVSS loading scale into X9 after the broadcast of max
+	// had dirtied the upper halves, a call took 170 ns for 16 values on
+	// this project's machines, 37 ns now (measured; the cause is likely
+	// an SSE/AVX transition in the virtual machine).
 	VBROADCASTSS(NewParamAddr("max", 16), ymm[8])
 	VBROADCASTSS(NewParamAddr("scale", 20), ymm[9])
 	VXORPS(ymm[10], ymm[10], ymm[10])
@@ -387,9 +388,8 @@ func genEncodeF16() {
 const axpyRowsWideTokens = 3
 
 // genAxpyRowsWide emits axpyRowsWide<DType>AVX2: axpyRows over 32
-// columns, the first 16 at x and the other 16 at x2 (x+16 for rows
-// stored whole; the next block's keys for transposed keys), for nt <= 3
-// tokens. Each row takes 4 conversions, 3 broadcasts and 12 FMAs into 12
+// columns, the first 16 at x and the other 16 at x2 (axpyRowsTiles
+// passes x+16), for nt <= 3 tokens. Each row takes 4 conversions, 3 broadcasts and 12 FMAs into 12
 // independent sums, where two 16-column calls take 4, 6 and 12 into 6
 // sums each, so the FMAs no longer wait on their own latency.
 // Layout: accumulator of token t, vector j in Y(4t+j); coefficients

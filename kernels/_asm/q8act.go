@@ -169,7 +169,7 @@ func genTileQ8A8() {
 		JZ(LabelRef(reduce))
 
 		Label(loop)
-		for off := 0; off < 4*q8BlockBytes; off += 64 { // the next 4 rows, as fast as these are read
+		for off := 0; off < 4*q8BlockBytes; off += 64 { // 4 rows' worth from pf bytes on, as fast as these are read
 			PREFETCHT0(Mem{Base: pf, Disp: off})
 		}
 		ADDQ(U32(4*q8BlockBytes), pf)
