@@ -146,6 +146,18 @@ func reduce1(a, tmp int) {
 	VHADDPS(xmm[a], xmm[a], xmm[a])
 }
 
+// reduceMax leaves the largest of the 8 lanes of Y(a) in every lane of
+// X(a), using X(tmp) as scratch. A NaN lane may or may not survive
+// (VMAXPS), so callers that care look for NaNs themselves.
+func reduceMax(a, tmp int) {
+	VEXTRACTF128(U8(1), ymm[a], xmm[tmp])
+	VMAXPS(xmm[tmp], xmm[a], xmm[a])
+	VPERMILPS(U8(0x4e), xmm[a], xmm[tmp])
+	VMAXPS(xmm[tmp], xmm[a], xmm[a])
+	VPERMILPS(U8(0xb1), xmm[a], xmm[tmp])
+	VMAXPS(xmm[tmp], xmm[a], xmm[a])
+}
+
 // dtype is a weight storage type, numbered as kernels.DType.
 type dtype struct {
 	name  string // "F32", "F16", "BF16", "Q8_0" without the underscore

@@ -55,12 +55,7 @@ func genQuantizeQ8Acts() {
 	VMAXPS(ymm[8], ymm[7], ymm[7])
 	VANDPS(ymm[3], ymm[4], ymm[8])
 	VMAXPS(ymm[8], ymm[7], ymm[7])
-	VEXTRACTF128(U8(1), ymm[7], xmm[8])
-	VMAXPS(xmm[8], xmm[7], xmm[7])
-	VPERMILPS(U8(0x4e), xmm[7], xmm[8])
-	VMAXPS(xmm[8], xmm[7], xmm[7])
-	VPERMILPS(U8(0xb1), xmm[7], xmm[8])
-	VMAXPS(xmm[8], xmm[7], xmm[7]) // amax in every lane of X7
+	reduceMax(7, 8) // amax in every lane of X7
 	VPTEST(ymm[5], ymm[5])
 	JZ(LabelRef("ordered"))
 	VPCMPEQD(xmm[7], xmm[7], xmm[7]) // a NaN in the block: amax and d are NaN, as in Go
