@@ -54,28 +54,8 @@ func genAxpyRows(dt dtype) {
 	for T := 1; T <= axpyRowsTokens; T++ {
 		Label(fmt.Sprintf("tokens%d", T))
 		acc := func(t, j int) reg.Register { return v.vec(2*t + j) }
-		// Load the accumulators from y.
-		y := Load(Param("y"), GP64())
-		ys := Load(Param("ystride"), GP64())
-		SHLQ(U8(2), ys)
-		yt := GP64()
-		MOVQ(y, yt)
-		for t := range T {
-			VMOVUPS(Mem{Base: yt}, acc(t, 0))
-			VMOVUPS(Mem{Base: yt, Disp: v.bytes}, acc(t, 1))
-			if t < T-1 {
-				ADDQ(ys, yt)
-			}
-		}
-		// Token t's coefficients are at at[t] + 4r.
-		as := Load(Param("astride"), GP64())
-		SHLQ(U8(2), as)
-		at := []reg.GPVirtual{Load(Param("a"), GP64()).(reg.GPVirtual)}
-		for t := 1; t < T; t++ {
-			p := GP64()
-			LEAQ(Mem{Base: at[t-1], Index: as, Scale: 1}, p)
-			at = append(at, p)
-		}
+		y, ys := axpyRowsAcc(T, 2, acc)
+		at := axpyRowsCoefficients(T)
 		x := Load(Param("x"), GP64())
 		xs := Load(Param("xstride"), GP64())
 		SHLQ(U8(map[int]uint8{4: 2, 2: 1}[dt.size]), xs)
@@ -112,17 +92,55 @@ func genAxpyRows(dt dtype) {
 		JB(LabelRef(loop))
 
 		Label(done)
-		MOVQ(y, yt)
-		for t := range T {
-			VMOVUPS(acc(t, 0), Mem{Base: yt})
-			VMOVUPS(acc(t, 1), Mem{Base: yt, Disp: v.bytes})
-			if t < T-1 {
-				ADDQ(ys, yt)
-			}
-		}
+		axpyRowsStore(T, 2, acc, y, ys)
 		VZEROUPPER()
 		RET()
 	}
+}
+
+// axpyRowsAcc loads the accumulators acc(t, j) of T tokens, vecs
+// vectors each, from the rows of the y parameter, ystride floats apart,
+// and returns y and the stride in bytes for axpyRowsStore.
+func axpyRowsAcc(T, vecs int, acc func(t, j int) reg.Register) (y, ys reg.GPVirtual) {
+	y = Load(Param("y"), GP64()).(reg.GPVirtual)
+	ys = Load(Param("ystride"), GP64()).(reg.GPVirtual)
+	SHLQ(U8(2), ys)
+	moveAcc(T, vecs, y, ys, func(t, j int, m Mem) { VMOVUPS(m, acc(t, j)) })
+	return y, ys
+}
+
+// axpyRowsStore stores what axpyRowsAcc loaded back to y.
+func axpyRowsStore(T, vecs int, acc func(t, j int) reg.Register, y, ys reg.GPVirtual) {
+	moveAcc(T, vecs, y, ys, func(t, j int, m Mem) { VMOVUPS(acc(t, j), m) })
+}
+
+// moveAcc calls move for vector j of token t and its place in y.
+func moveAcc(T, vecs int, y, ys reg.GPVirtual, move func(t, j int, m Mem)) {
+	yt := GP64()
+	MOVQ(y, yt)
+	for t := range T {
+		for j := range vecs {
+			move(t, j, Mem{Base: yt, Disp: 32 * j})
+		}
+		if t < T-1 {
+			ADDQ(ys, yt)
+		}
+	}
+}
+
+// axpyRowsCoefficients returns pointers to the coefficient rows of T
+// tokens, the a parameter astride floats apart: token t's coefficient
+// for row r is at at[t] + 4r.
+func axpyRowsCoefficients(T int) []reg.GPVirtual {
+	as := Load(Param("astride"), GP64())
+	SHLQ(U8(2), as)
+	at := []reg.GPVirtual{Load(Param("a"), GP64()).(reg.GPVirtual)}
+	for t := 1; t < T; t++ {
+		p := GP64()
+		LEAQ(Mem{Base: at[t-1], Index: as, Scale: 1}, p)
+		at = append(at, p)
+	}
+	return at
 }
 
 // expConsts is the table of 32-byte constants (each float32 repeated in 8
@@ -409,27 +427,8 @@ func genAxpyRowsWide(dt dtype) {
 	for T := 1; T <= axpyRowsWideTokens; T++ {
 		Label(fmt.Sprintf("tokens%d", T))
 		acc := func(t, j int) reg.Register { return ymm[4*t+j] }
-		y := Load(Param("y"), GP64())
-		ys := Load(Param("ystride"), GP64())
-		SHLQ(U8(2), ys)
-		yt := GP64()
-		MOVQ(y, yt)
-		for t := range T {
-			for j := range 4 {
-				VMOVUPS(Mem{Base: yt, Disp: 32 * j}, acc(t, j))
-			}
-			if t < T-1 {
-				ADDQ(ys, yt)
-			}
-		}
-		as := Load(Param("astride"), GP64())
-		SHLQ(U8(2), as)
-		at := []reg.GPVirtual{Load(Param("a"), GP64()).(reg.GPVirtual)}
-		for t := 1; t < T; t++ {
-			p := GP64()
-			LEAQ(Mem{Base: at[t-1], Index: as, Scale: 1}, p)
-			at = append(at, p)
-		}
+		y, ys := axpyRowsAcc(T, 4, acc)
+		at := axpyRowsCoefficients(T)
 		x := Load(Param("x"), GP64())
 		x2 := Load(Param("x2"), GP64())
 		xs := Load(Param("xstride"), GP64())
@@ -470,15 +469,7 @@ func genAxpyRowsWide(dt dtype) {
 		JB(LabelRef(loop))
 
 		Label(done)
-		MOVQ(y, yt)
-		for t := range T {
-			for j := range 4 {
-				VMOVUPS(acc(t, j), Mem{Base: yt, Disp: 32 * j})
-			}
-			if t < T-1 {
-				ADDQ(ys, yt)
-			}
-		}
+		axpyRowsStore(T, 4, acc, y, ys)
 		VZEROUPPER()
 		RET()
 	}
