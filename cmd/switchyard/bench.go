@@ -26,14 +26,16 @@ type benchRow struct {
 	Adapters string  `json:"adapters"` // none, one (shared) or distinct (one per sequence)
 	Tokens   int     `json:"tokens"`   // tokens processed
 	TokPerS  float64 `json:"tokens_per_s"`
-	GBPerS   float64 `json:"weight_gb_per_s"` // weight bytes read per second (one pass per step)
-	GFLOPS   float64 `json:"gflop_per_s"`     // 2·params per token, attention excluded
+	GBPerS   float64 `json:"weight_gb_per_s"`       // weight bytes read per second (one pass per step)
+	KVGBPerS float64 `json:"kv_gb_per_s,omitempty"` // decode: KV cache bytes attention reads per second
+	GFLOPS   float64 `json:"gflop_per_s"`           // 2·params per token, attention excluded
 }
 
 // benchReport is the whole result of switchyard bench.
 type benchReport struct {
 	Model        string     `json:"model"`
-	WeightBytes  int64      `json:"weight_bytes"` // read by one decode step (Weights.StepBytes)
+	WeightBytes  int64      `json:"weight_bytes"`          // read by one decode step (Weights.StepBytes)
+	KVBytes      int64      `json:"kv_bytes_per_position"` // keys and values of one position, all layers
 	Kernels      string     `json:"kernels"`
 	KVCache      string     `json:"kv_cache_dtype"`
 	Threads      int        `json:"threads"`
@@ -91,8 +93,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: %d prompt + %d decode tokens exceed the context (%d)", *prompt, *steps, c.MaxPositions)
 	}
 
-	rep := benchReport{Model: *modelPath, WeightBytes: m.Weights.StepBytes(), Kernels: kernels.Impl(), Threads: pool.Threads(),
-		KVCache: strings.ToLower(m.KVDType.String())}
+	rep := benchReport{Model: *modelPath, WeightBytes: m.Weights.StepBytes(), KVBytes: m.KVBlockBytes(1), Kernels: kernels.Impl(),
+		Threads: pool.Threads(), KVCache: strings.ToLower(m.KVDType.String())}
 	rep.PeakGFLOPS = measurePeak(pool)
 	stream := newStreamRead(pool)
 	params := float64(c.Layers)*float64(c.Hidden*(2*c.Heads*c.HeadDim+2*c.KVHeads*c.HeadDim)+3*c.Hidden*c.Intermediate) + float64(c.Vocab*c.Hidden)
@@ -140,11 +142,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 					window = time.Duration(decode * float64(time.Second))
 				}
 				pn, dn := seqs**prompt, seqs**steps
+				// Decode step s attends over prompt+s+1 positions of
+				// each sequence.
+				kvRead := float64(seqs) * float64(*steps*(*prompt+1)+*steps*(*steps-1)/2) * float64(rep.KVBytes)
 				rows := []benchRow{
 					{Phase: "prefill", Seqs: seqs, Adapters: mode, Tokens: pn, TokPerS: float64(pn) / prefill,
 						GBPerS: float64(rep.WeightBytes) / prefill / 1e9, GFLOPS: 2 * params * float64(pn) / prefill / 1e9},
 					{Phase: "decode", Seqs: seqs, Adapters: mode, Tokens: dn, TokPerS: float64(dn) / decode,
-						GBPerS: float64(rep.WeightBytes) * float64(*steps) / decode / 1e9, GFLOPS: 2 * params * float64(dn) / decode / 1e9},
+						GBPerS: float64(rep.WeightBytes) * float64(*steps) / decode / 1e9, KVGBPerS: kvRead / decode / 1e9,
+						GFLOPS: 2 * params * float64(dn) / decode / 1e9},
 				}
 				for _, b := range rows {
 					if r == 0 {
@@ -167,10 +173,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rep.Model, float64(rep.WeightBytes)/1e6, rep.Kernels, rep.Threads, rep.KVCache)
 	fmt.Fprintf(stdout, "machine: streaming read %.1f GB/s, f32 matmul %.1f GFLOP/s\n\n", rep.StreamGBPerS, rep.PeakGFLOPS)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tseqs\tadapters\ttokens\ttok/s\tweight GB/s\tof stream\tGFLOP/s\tof peak\t")
+	fmt.Fprintln(tw, "phase\tseqs\tadapters\ttokens\ttok/s\tweight GB/s\tof stream\tKV GB/s\twith KV\tGFLOP/s\tof peak\t")
 	for _, r := range rep.Rows {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.1f\t%.2f\t%.0f%%\t%.1f\t%.0f%%\t\n", r.Phase, r.Seqs, r.Adapters, r.Tokens, r.TokPerS,
-			r.GBPerS, 100*r.GBPerS/rep.StreamGBPerS, r.GFLOPS, 100*r.GFLOPS/rep.PeakGFLOPS)
+		kv, withKV := "-", "-"
+		if r.Phase == "decode" {
+			kv, withKV = fmt.Sprintf("%.2f", r.KVGBPerS), fmt.Sprintf("%.0f%%", 100*(r.GBPerS+r.KVGBPerS)/rep.StreamGBPerS)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.1f\t%.2f\t%.0f%%\t%s\t%s\t%.1f\t%.0f%%\t\n", r.Phase, r.Seqs, r.Adapters, r.Tokens, r.TokPerS,
+			r.GBPerS, 100*r.GBPerS/rep.StreamGBPerS, kv, withKV, r.GFLOPS, 100*r.GFLOPS/rep.PeakGFLOPS)
 	}
 	return tw.Flush()
 }

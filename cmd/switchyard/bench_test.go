@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"testing"
 
 	"github.com/switchyard-ai/switchyard/internal/testshared"
+	"github.com/switchyard-ai/switchyard/model"
 )
 
 // TestBenchTable runs switchyard bench on a tiny model and checks the
@@ -28,9 +30,27 @@ func TestBenchTable(t *testing.T) {
 	if rep.KVCache != "f16" { // llama_tiny is F32: auto would be f32
 		t.Errorf("--kv-cache-dtype f16: the report says %q", rep.KVCache)
 	}
+	m, err := model.Load(testshared.Path(t, "fixtures", "llama_tiny", "model"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Config
+	m.Close()
+	if want := int64(2 * c.Layers * c.KVHeads * c.HeadDim * 2); rep.KVBytes != want { // keys and values, 2 bytes each
+		t.Errorf("KV bytes per position %d, want %d", rep.KVBytes, want)
+	}
 	for _, r := range rep.Rows {
 		if r.TokPerS <= 0 || r.GBPerS <= 0 || r.GFLOPS <= 0 {
 			t.Errorf("row %+v has a non-positive figure", r)
+		}
+		// Decode steps 0 and 1 attend over 9 and 10 positions of each
+		// sequence, against the weights read twice in the same time.
+		want := 0.0
+		if r.Phase == "decode" {
+			want = float64(r.Seqs) * 19 * float64(rep.KVBytes) / (2 * float64(rep.WeightBytes))
+		}
+		if got := r.KVGBPerS / r.GBPerS; math.Abs(got-want) > 1e-9*max(want, 1) {
+			t.Errorf("row %+v: KV/weight traffic %g, want %g", r, got, want)
 		}
 	}
 	if _, err := cli(t, "bench", "--decode-steps", "0"); err == nil {
