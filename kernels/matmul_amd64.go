@@ -33,7 +33,10 @@ const blockBytes = 128 << 10
 // group; converting a panel in one pass keeps the interleaved order, as
 // interleaving moves whole runs of values. Its rows come in whole groups
 // and whole vectors, so lo and hi are multiples of 4 (MatMul hands out
-// whole tiles) and the tail and overlap below never arise.
+// whole tiles) and the tail and overlap below never arise. A packed Q8_0
+// matrix (see Interleave) decodes with tileQ8X4 (matmulQ8A8); without
+// quantized activations it takes the panel path at any n, decodeQ8X4
+// writing its panels in the F32 interleaved order.
 //
 // The last tile of a panel is moved back to end with it, overlapping the
 // one before; it writes the same values again. Ranges under 4 rows go one
@@ -51,7 +54,7 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch, xq [
 		s.matmulQ8A8(y, w, n, lo, hi, xq)
 		return
 	}
-	if maxT := s.maxT[dt]; n <= decodeGroups[dt]*maxT { // decode
+	if maxT := s.maxT[dt]; n <= decodeGroups[dt]*maxT && (!w.Interleaved || s.tileI[dt] != nil) { // decode
 		// A few sequences decoding together: the tokens go through each
 		// 4-row tile in groups of maxT while the tile's weights are
 		// still in L1, so memory is read once for all of them.
@@ -81,7 +84,13 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch, xq [
 			p1 = hi
 		}
 		panel, stride := w.Data[p0*rowBytes:p1*rowBytes], rowBytes
-		if dt != F32 {
+		if dt == Q8_0 && w.Interleaved {
+			f := scratch[:(p1-p0)*cols]
+			qs, ds := w.q8Packed()
+			nb := cols / Q8_0Block
+			s.decodeQ8X4(&f[0], &qs[p0*cols], &ds[p0/4*nb*8], (p1-p0)/4*nb)
+			panel, stride = F32Bytes(f), 4*cols
+		} else if dt != F32 {
 			f := scratch[:(p1-p0)*cols]
 			s.decodeRow(f, dt, panel) // rows are whole blocks: one pass converts them all
 			panel, stride = F32Bytes(f), 4*cols
@@ -138,6 +147,20 @@ func (s *simd) matmulInterleaved(y, x []float32, w Matrix, n, lo, hi int) {
 func (s *simd) matmulQ8A8(y []float32, w Matrix, n, lo, hi int, xq []float32) {
 	rows, cols := w.Rows, w.Cols
 	rowBytes, xs := Q8_0.RowBytes(cols), q8ActFloats(1, cols)
+	if w.Interleaved { // whole groups: lo and hi are multiples of 4
+		qs, ds := w.q8Packed()
+		nb := cols / Q8_0Block
+		if n <= q8ActMaxT {
+			s.tileQ8X4(&y[lo], rows, &xq[0], xs, &qs[lo*cols], &ds[lo/4*nb*8], cols, n, (hi-lo)/4, q8X4Prefetch)
+			return
+		}
+		for r := lo; r < hi; r += 4 {
+			for t := 0; t < n; t += q8ActMaxT {
+				s.tileQ8X4(&y[t*rows+r], rows, &xq[t*xs], xs, &qs[r*cols], &ds[r/4*nb*8], cols, min(q8ActMaxT, n-t), 1, q8X4Prefetch)
+			}
+		}
+		return
+	}
 	if n <= q8ActMaxT {
 		if full := (hi - lo) / 4; full > 0 {
 			s.tileQ8A8(&y[lo], rows, &xq[0], xs, &w.Data[lo*rowBytes], rowBytes, cols, n, full, q8PrefetchRows*rowBytes)
@@ -163,6 +186,11 @@ func (s *simd) matmulQ8A8(y []float32, w Matrix, n, lo, hi int, xq []float32) {
 // kept), 8 rows and 12 rows 0.4% and 3% more, 2 rows 18% more; 3 or 4 KB
 // ahead whatever the row length 1.3% more and 0.6% less.
 const q8PrefetchRows = 6
+
+// q8X4Prefetch is how many bytes ahead of its reads tileQ8X4 prefetches
+// the quants of packed Q8_0 rows. Layer by layer from memory, 1 and 2 KB
+// ran 8-11% faster than the row-major tile, 0.5 KB less so.
+const q8X4Prefetch = 1024
 
 // q8ActMaxT is the most tokens one tileQ8A8 call takes.
 const q8ActMaxT = 2

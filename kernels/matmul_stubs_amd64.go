@@ -198,3 +198,16 @@ func quantizeQ8ActsAVX2(dst *byte, x *float32, blocks int)
 //
 //go:noescape
 func tileQ8A8AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wstride int, k int, nt int, tiles int, pf int)
+
+// tileQ8X4AVX2 is tileQ8A8AVX2 for groups consecutive groups of 4 packed Q8_0
+// rows: their quants at w and their scales at d (see kernels.Interleave). k is a
+// positive multiple of 32. Its prefetches run pf bytes ahead of its quant reads.
+//
+//go:noescape
+func tileQ8X4AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, d *byte, k int, nt int, groups int, pf int)
+
+// decodeQ8X4AVX2 converts blocks blocks of 4 packed Q8_0 rows, their quants at w
+// and their scales at d, to 128 float32 values each at dst.
+//
+//go:noescape
+func decodeQ8X4AVX2(dst *float32, w *byte, d *byte, blocks int)

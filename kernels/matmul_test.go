@@ -179,15 +179,14 @@ func TestMatMulAllocatesNothing(t *testing.T) {
 		rng := rand.New(rand.NewPCG(4, 4))
 		for _, dt := range []DType{F32, BF16, Q8_0} {
 			for _, n := range []int{1, 64} {
-				w := randMatrix(rng, dt, 256, 96)
-				if n == 64 {
-					w = Interleave(w)
-				}
-				x := randFloats(rng, n*w.Cols)
-				y := make([]float32, n*w.Rows)
-				p.MatMul(y, x, w, n) // grows the scratch buffers
-				if a := testing.AllocsPerRun(10, func() { p.MatMul(y, x, w, n) }); a != 0 {
-					t.Errorf("%v n=%d: %v allocations per MatMul", dt, n, a)
+				rw := randMatrix(rng, dt, 256, 96)
+				for _, w := range []Matrix{rw, Interleave(rw)} {
+					x := randFloats(rng, n*w.Cols)
+					y := make([]float32, n*w.Rows)
+					p.MatMul(y, x, w, n) // grows the scratch buffers
+					if a := testing.AllocsPerRun(10, func() { p.MatMul(y, x, w, n) }); a != 0 {
+						t.Errorf("%v n=%d interleaved %v: %v allocations per MatMul", dt, n, w.Interleaved, a)
+					}
 				}
 			}
 		}
@@ -214,7 +213,7 @@ func ExamplePool_MatMul() {
 func TestInterleave(t *testing.T) {
 	forEachImpl(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(5, 5))
-		for _, dt := range []DType{F32, F16, BF16} {
+		for _, dt := range []DType{F32, F16, BF16, Q8_0} {
 			w := randMatrix(rng, dt, 8, 96)
 			iw := Interleave(w)
 			if !iw.Interleaved || &iw.Data[0] == &w.Data[0] {
@@ -245,7 +244,8 @@ func TestInterleave(t *testing.T) {
 		for _, w := range []Matrix{
 			randMatrix(rng, F16, 6, 64),   // rows not a multiple of 4
 			randMatrix(rng, F16, 8, 48),   // cols not a multiple of 32
-			randMatrix(rng, Q8_0, 4, 256), // no interleaved kernel
+			randMatrix(rng, Q8_0, 6, 64),  // rows not a multiple of 4
+			randMatrix(rng, Q6_K, 4, 256), // no interleaved kernel
 			randMatrix(rng, Q4_K, 4, 256),
 		} {
 			if iw := Interleave(w); iw.Interleaved || &iw.Data[0] != &w.Data[0] {
@@ -345,8 +345,8 @@ func TestMatMuls(t *testing.T) {
 		for _, threads := range []int{1, 2, 3} {
 			p := NewPool(threads)
 			ws := []Matrix{randMatrix(rng, F16, 72, 96), Interleave(randMatrix(rng, BF16, 8, 96)), randMatrix(rng, Q8_0, 3, 96)}
-			ws = append(ws, Interleave(randMatrix(rng, F16, 13, 96)))
-			for _, set := range [][]int{{0}, {0, 1}, {1, 0, 2}, {3, 2, 0}, {2}} {
+			ws = append(ws, Interleave(randMatrix(rng, F16, 13, 96)), Interleave(randMatrix(rng, Q8_0, 12, 96)))
+			for _, set := range [][]int{{0}, {0, 1}, {1, 0, 2}, {3, 2, 0}, {2}, {4, 2}, {0, 4, 1}} {
 				for _, n := range []int{1, 3, 9, 64} {
 					x := randFloats(rng, n*96)
 					var ys [][]float32

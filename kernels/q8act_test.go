@@ -36,8 +36,12 @@ func matmulQ8ActsRef(y []float32, xq []byte, w Matrix, n int) {
 	rowBytes := w.DType.RowBytes(w.Cols)
 	row := make([]byte, rowBytes)
 	for r := range w.Rows {
-		src, stride := w.rowUnits(r) // either layout
 		for b := range blocks {
+			if w.Interleaved && w.DType == Q8_0 {
+				w.q8Block((*[34]byte)(row[b*34:]), r, b)
+				continue
+			}
+			src, stride := w.rowUnits(r) // either layout
 			copy(row[b*34:(b+1)*34], src[b*max(stride, 34):])
 		}
 		for t := range n {

@@ -24,6 +24,10 @@ type simd struct {
 	// quantizeQ8Acts (see q8act.go), for up to q8ActMaxT tokens.
 	tileQ8A8       func(y *float32, ystride int, x *float32, xstride int, w *byte, wstride, k, nt, tiles, pf int)
 	quantizeQ8Acts func(dst *byte, x *float32, blocks int)
+	// tileQ8X4 is tileQ8A8 for packed Q8_0 (see Interleave), and
+	// decodeQ8X4 converts packed Q8_0 for the prefill panels.
+	tileQ8X4   func(y *float32, ystride int, x *float32, xstride int, w, d *byte, k, nt, groups, pf int)
+	decodeQ8X4 func(dst *float32, w, d *byte, blocks int)
 
 	decode     [numDTypes]func(dst *float32, src *byte, n int) // nil for F32
 	axpy       [numDTypes]func(y *float32, w *byte, alpha float32, n int)
@@ -39,6 +43,8 @@ var avx2Kernels = simd{
 	tileI:          [numDTypes]func(*float32, int, *float32, int, *byte, int, int, int, int){tileIF32AVX2, tileIF16AVX2, tileIBF16AVX2},
 	tileQ8A8:       tileQ8A8AVX2,
 	quantizeQ8Acts: quantizeQ8ActsAVX2,
+	tileQ8X4:       tileQ8X4AVX2,
+	decodeQ8X4:     decodeQ8X4AVX2,
 	decode:         [numDTypes]func(*float32, *byte, int){nil, decodeF16AVX2, decodeBF16AVX2, decodeQ8AVX2, decodeQ4KAVX2, decodeQ6KAVX2, decodeQ5AVX2, decodeQ4AVX2},
 	axpy:           [numDTypes]func(*float32, *byte, float32, int){axpyF32AVX2, axpyF16AVX2, axpyBF16AVX2, axpyQ8AVX2},
 	dot:            dotF32AVX2,
@@ -55,6 +61,8 @@ var avx512Kernels = simd{
 	// no machine here has AVX-512 to measure it on.
 	tileQ8A8:       tileQ8A8AVX2,
 	quantizeQ8Acts: quantizeQ8ActsAVX2,
+	tileQ8X4:       tileQ8X4AVX2,
+	decodeQ8X4:     decodeQ8X4AVX2,
 	decode:         [numDTypes]func(*float32, *byte, int){nil, decodeF16AVX512, decodeBF16AVX512, decodeQ8AVX512, decodeQ4KAVX2, decodeQ6KAVX2, decodeQ5AVX2, decodeQ4AVX2},
 	axpy:           [numDTypes]func(*float32, *byte, float32, int){axpyF32AVX512, axpyF16AVX512, axpyBF16AVX512, axpyQ8AVX512},
 	dot:            dotF32AVX512,

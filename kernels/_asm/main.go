@@ -31,7 +31,7 @@ func main() {
 		for _, v := range isas {
 			for _, dt := range dtypes {
 				genTile(v, dt, false)
-				if dt != q8 { // interleaved Q8_0 ran 5-15% slower
+				if dt != q8 { // Q8_0 is packed instead: genTileQ8X4
 					genTile(v, dt, true)
 				}
 			}
@@ -49,6 +49,8 @@ func main() {
 		}
 		genQuantizeQ8Acts()
 		genTileQ8A8()
+		genTileQ8X4()
+		genDecodeQ8X4()
 	case "ops":
 		for _, v := range isas {
 			genDot(v)

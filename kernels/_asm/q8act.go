@@ -225,3 +225,150 @@ func genTileQ8A8() {
 		RET()
 	}
 }
+
+// genTileQ8X4 emits tileQ8X4AVX2, tileQ8A8AVX2 for Q8_0 weights packed 4
+// rows at a time (kernels.Interleave), as llama.cpp's repacked Q8_0 is.
+// Each 32-byte load holds 8 columns of each of the 4 rows, so one
+// VPBROADCASTQ of the activations' 8 matching bytes serves all 4 rows,
+// and the 4 loads of a block sum, in integers, into one vector whose lane
+// pairs are the rows. One conversion and one multiply by the 4 rows'
+// d_w·d_x (lane pairs again: VPUNPCKLWD doubles each half before
+// VCVTPH2PS) then scale the whole block, where the row-major tile did
+// both per row: about 25 vector instructions per 4 rows and block
+// against about 40. From L2, one core: 26 → 39 GB/s; layer by layer from
+// memory on two cores, 8-11% faster; a decode step of the Q8_0
+// SmolLM2-135M, alternating in one process, 5-7% shorter at 16 and 512
+// positions. The scales lie apart from the quants so that every quant
+// load is 32-byte aligned; the hardware prefetcher follows the scales.
+//
+// Layout (T = nt <= 2 tokens): accumulators Y0/Y1 (token t: Y(t)),
+// weights Y2, |w| Y3, products Y4, integer block sums Y5/Y6, d_w Y7,
+// d_w·d_x Y8, int16 ones Y15.
+func genTileQ8X4() {
+	TEXT("tileQ8X4AVX2", NOSPLIT, "func(y *float32, ystride int, x *float32, xstride int, w *byte, d *byte, k, nt, groups, pf int)")
+	Pragma("noescape")
+	Doc("tileQ8X4AVX2 is tileQ8A8AVX2 for groups consecutive groups of 4 packed Q8_0",
+		"rows: their quants at w and their scales at d (see kernels.Interleave). k is a",
+		"positive multiple of 32. Its prefetches run pf bytes ahead of its quant reads.")
+	w := Load(Param("w"), GP64())
+	d := Load(Param("d"), GP64())
+	k := Load(Param("k"), GP64())
+	nt := Load(Param("nt"), GP64())
+	VPCMPEQW(ymm[15], ymm[15], ymm[15])
+	VPSRLW(U8(15), ymm[15], ymm[15]) // int16 ones
+	aend := GP64()
+	MOVQ(k, aend)
+	SHRQ(U8(5), aend)
+	IMUL3Q(U32(q8ActBytes), aend, aend)
+	CMPQ(nt, U8(1))
+	JEQ(LabelRef("tokens1"))
+	for _, T := range []int{2, 1} {
+		Label(fmt.Sprintf("tokens%d", T))
+		xt := []reg.Register{Load(Param("x"), GP64())}
+		if T == 2 {
+			xs := Load(Param("xstride"), GP64())
+			SHLQ(U8(2), xs)
+			x1 := GP64()
+			LEAQ(Mem{Base: xt[0], Index: xs, Scale: 1}, x1)
+			xt = append(xt, x1)
+		}
+		y := Load(Param("y"), GP64())
+		groups := Load(Param("groups"), GP64())
+		pfd := Load(Param("pf"), GP64())
+		group, done := fmt.Sprintf("group%d", T), fmt.Sprintf("gdone%d", T)
+		TESTQ(groups, groups)
+		JZ(LabelRef(done))
+		Label(group)
+		acc := func(t int) reg.Register { return ymm[t] }
+		sum := func(t int) reg.Register { return ymm[5+t] }
+		for t := range T {
+			VXORPS(acc(t), acc(t), acc(t))
+		}
+		ao := GP64()
+		XORQ(ao, ao)
+		loop := fmt.Sprintf("gloop%d", T)
+		Label(loop)
+		PREFETCHT0(Mem{Base: w, Index: pfd, Scale: 1})
+		PREFETCHT0(Mem{Base: w, Index: pfd, Scale: 1, Disp: 64})
+		for c := range 4 {
+			VMOVDQU(Mem{Base: w, Disp: 32 * c}, ymm[2])
+			VPSIGNB(ymm[2], ymm[2], ymm[3]) // |w|
+			for t := range T {
+				VPBROADCASTQ(Mem{Base: xt[t], Index: ao, Scale: 1, Disp: 8 * c}, ymm[4])
+				VPSIGNB(ymm[2], ymm[4], ymm[4])    // x·sign(w)
+				VPMADDUBSW(ymm[4], ymm[3], ymm[4]) // int16 pair sums
+				if c == 0 {
+					VPMADDWD(ymm[15], ymm[4], sum(t))
+				} else {
+					VPMADDWD(ymm[15], ymm[4], ymm[4])
+					VPADDD(ymm[4], sum(t), sum(t))
+				}
+			}
+		}
+		VMOVQ(Mem{Base: d}, xmm[7])
+		VPUNPCKLWD(xmm[7], xmm[7], xmm[7])
+		VCVTPH2PS(xmm[7], ymm[7]) // d_w of rows 0 0 1 1 2 2 3 3
+		for t := range T {
+			VBROADCASTSS(Mem{Base: xt[t], Index: ao, Scale: 1, Disp: 32}, ymm[8])
+			VMULPS(ymm[7], ymm[8], ymm[8])
+			VCVTDQ2PS(sum(t), sum(t))
+			VFMADD231PS(sum(t), ymm[8], acc(t))
+		}
+		ADDQ(U32(128), w)
+		ADDQ(U8(8), d)
+		ADDQ(U32(q8ActBytes), ao)
+		CMPQ(ao, aend)
+		JB(LabelRef(loop))
+
+		yt := GP64()
+		MOVQ(y, yt)
+		for t := range T {
+			VEXTRACTF128(U8(1), acc(t), xmm[8])
+			VHADDPS(xmm[8], xmm[t], xmm[t]) // r0 r1 r2 r3
+			VMOVUPS(xmm[t], Mem{Base: yt})
+			if t < T-1 {
+				ys := Load(Param("ystride"), GP64())
+				LEAQ(Mem{Base: yt, Index: ys, Scale: 4}, yt)
+			}
+		}
+		ADDQ(U32(16), y)
+		DECQ(groups)
+		JNZ(LabelRef(group))
+		Label(done)
+		VZEROUPPER()
+		RET()
+	}
+}
+
+// genDecodeQ8X4 emits decodeQ8X4AVX2, which converts packed Q8_0 weights
+// (kernels.Interleave) to float32 in the F32 interleaved order, for the
+// prefill panels: per group of 4 rows and block, each row's 32 values in
+// turn, exactly d·q as kernels.DecodeRow computes them.
+func genDecodeQ8X4() {
+	TEXT("decodeQ8X4AVX2", NOSPLIT, "func(dst *float32, w *byte, d *byte, blocks int)")
+	Pragma("noescape")
+	Doc("decodeQ8X4AVX2 converts blocks blocks of 4 packed Q8_0 rows, their quants at w",
+		"and their scales at d, to 128 float32 values each at dst.")
+	dst := Load(Param("dst"), GP64())
+	w := Load(Param("w"), GP64())
+	d := Load(Param("d"), GP64())
+	n := Load(Param("blocks"), GP64())
+	TESTQ(n, n)
+	JZ(LabelRef("done"))
+	Label("loop")
+	for i := range 4 {
+		avx2.loadScale(Mem{Base: d, Disp: 2 * i}, 5, ymm[4])
+		for c := range 4 {
+			avx2.loadQ8(Mem{Base: w, Disp: 32*c + 8*i}, ymm[4], ymm[c])
+			VMOVUPS(ymm[c], Mem{Base: dst, Disp: 4 * (32*i + 8*c)})
+		}
+	}
+	ADDQ(U32(128), w)
+	ADDQ(U8(8), d)
+	ADDQ(U32(512), dst)
+	DECQ(n)
+	JNZ(LabelRef("loop"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
