@@ -35,7 +35,7 @@
 // per-worker buffer. The blocked types (Q8_0, Q5_0 and Q4_0: 32 values,
 // Q4_K and Q6_K: 256) need rows of whole blocks. F32, F16, BF16 and Q8_0
 // matrices may be reordered, not converted, by Interleave, so that each
-// 4-row tile of a matmul is one sequential read (and, for Q8_0, so that
-// one vector holds 4 rows): decode is bound by how fast one core streams
-// its share of the weights.
+// 4-row tile of a matmul is one sequential read (for Q8_0 two, quants
+// and scales, with one vector holding 4 rows): decode is bound by how
+// fast one core streams its share of the weights.
 package kernels

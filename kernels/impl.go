@@ -13,10 +13,10 @@ type impl struct {
 	// quantized by q8Acts, which a Q8_0 matrix then reads instead.
 	matmulRows func(y, x []float32, w Matrix, n, lo, hi int, scratch, xq []float32)
 	// q8Acts, where not nil, quantizes n <= q8ActTokens tokens of cols
-	// activations for matmulRows' Q8_0 decode tile into dst
+	// activations for matmulRows' Q8_0 decode tiles into dst
 	// (q8ActFloats(n, cols) words).
 	q8Acts func(dst, x []float32, n, cols int)
-	// q8ActTokens is the most tokens that tile takes.
+	// q8ActTokens is the most tokens those tiles take.
 	q8ActTokens int
 	dot         func(a, b []float32) float32
 	axpyRow     func(y []float32, alpha float32, dt DType, src []byte) // y += alpha·src[:len(y)]
@@ -26,33 +26,38 @@ type impl struct {
 	// Matrix.rowUnits); stride 0 means one contiguous row.
 	axpyUnits   func(y []float32, alpha float32, dt DType, src []byte, stride int)
 	decodeUnits func(dst []float32, dt DType, src []byte, stride int)
-	rmsNorm     func(out, x, weight []float32, eps float32)
-	dotRows     func(y []float32, ystride int, x []float32, xstride, n int, w []float32, wstride, rows, cols int)
-	axpyRows    func(y []float32, ystride int, a []float32, astride, n int, x []float32, xstride, rows, cols int)
-	axpyRows16  func(y []float32, ystride int, a []float32, astride, n int, x []uint16, xstride, rows, cols int)
-	expSum      func(x []float32, max, scale float32) float32 // x[i] = exp((x[i]-max)·scale); returns Σ
-	largest     func(x []float32) float32                     // max of x, NaNs passed over; -Inf for none; a zero's sign unspecified
-	encodeF16   func(dst []uint16, stride int, src []float32) // dst[i*stride] = F32ToF16(src[i]), NaN bits aside
-	siluMul     func(gate, up []float32)
+	// decodeQ8Packed converts one row of a packed Q8_0 matrix (see
+	// Interleave) to len(dst) values: qs from the row's first 8 quants
+	// on, ds from its first scale on.
+	decodeQ8Packed func(dst []float32, qs, ds []byte)
+	rmsNorm        func(out, x, weight []float32, eps float32)
+	dotRows        func(y []float32, ystride int, x []float32, xstride, n int, w []float32, wstride, rows, cols int)
+	axpyRows       func(y []float32, ystride int, a []float32, astride, n int, x []float32, xstride, rows, cols int)
+	axpyRows16     func(y []float32, ystride int, a []float32, astride, n int, x []uint16, xstride, rows, cols int)
+	expSum         func(x []float32, max, scale float32) float32 // x[i] = exp((x[i]-max)·scale); returns Σ
+	largest        func(x []float32) float32                     // max of x, NaNs passed over; -Inf for none; a zero's sign unspecified
+	encodeF16      func(dst []uint16, stride int, src []float32) // dst[i*stride] = F32ToF16(src[i]), NaN bits aside
+	siluMul        func(gate, up []float32)
 }
 
 // goImpl is the pure-Go reference, which runs everywhere.
 var goImpl = &impl{
-	name:        "go",
-	matmulRows:  matmulRowsGo,
-	dot:         dotGo,
-	axpyRow:     axpyRowGo,
-	decodeRow:   decodeRowGo,
-	axpyUnits:   axpyUnitsGo,
-	decodeUnits: decodeUnitsGo,
-	rmsNorm:     rmsNormGo,
-	dotRows:     dotRowsGo,
-	axpyRows:    axpyRowsGo,
-	axpyRows16:  axpyRowsF16Go,
-	expSum:      expSumGo,
-	largest:     largestGo,
-	encodeF16:   encodeF16Go,
-	siluMul:     siluMulGo,
+	name:           "go",
+	matmulRows:     matmulRowsGo,
+	dot:            dotGo,
+	axpyRow:        axpyRowGo,
+	decodeRow:      decodeRowGo,
+	axpyUnits:      axpyUnitsGo,
+	decodeUnits:    decodeUnitsGo,
+	rmsNorm:        rmsNormGo,
+	decodeQ8Packed: decodeQ8PackedGo,
+	dotRows:        dotRowsGo,
+	axpyRows:       axpyRowsGo,
+	axpyRows16:     axpyRowsF16Go,
+	expSum:         expSumGo,
+	largest:        largestGo,
+	encodeF16:      encodeF16Go,
+	siluMul:        siluMulGo,
 }
 
 // impls lists the implementations this CPU can run, fastest first; the

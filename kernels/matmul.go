@@ -264,7 +264,7 @@ func matmulScratch(cols int) int { return (panelRows(cols) + 3) * cols }
 func MatMulRef(y, x []float32, w Matrix, n int) {
 	row := make([]float32, w.Cols)
 	for r := range w.Rows {
-		w.decodeRow(row, r, decodeUnitsGo)
+		w.decodeRow(row, r, goRowDecoder)
 		for t := range n {
 			var s float32
 			for c, v := range row {

@@ -43,7 +43,7 @@ const blockBytes = 128 << 10
 // row at a time.
 func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch, xq []float32) {
 	if hi-lo < 4 {
-		matmulRowsDot(y, x, w, n, lo, hi, scratch, s.decodeUnits, s.dotSlices)
+		matmulRowsDot(y, x, w, n, lo, hi, scratch, rowDecoder{s.decodeUnits, s.decodeQ8Packed}, s.dotSlices)
 		return
 	}
 	dt, rows, cols := w.DType, w.Rows, w.Cols
@@ -84,15 +84,15 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch, xq [
 			p1 = hi
 		}
 		panel, stride := w.Data[p0*rowBytes:p1*rowBytes], rowBytes
-		if dt == Q8_0 && w.Interleaved {
+		if dt != F32 {
 			f := scratch[:(p1-p0)*cols]
-			qs, ds := w.q8Packed()
-			nb := cols / Q8_0Block
-			s.decodeQ8X4(&f[0], &qs[p0*cols], &ds[p0/4*nb*8], (p1-p0)/4*nb)
-			panel, stride = F32Bytes(f), 4*cols
-		} else if dt != F32 {
-			f := scratch[:(p1-p0)*cols]
-			s.decodeRow(f, dt, panel) // rows are whole blocks: one pass converts them all
+			if w.packedQ8() {
+				qs, ds := w.q8Packed()
+				nb := cols / Q8_0Block
+				s.decodeQ8X4(&f[0], &qs[p0*cols], &ds[p0/4*nb*8], (p1-p0)/4*nb)
+			} else {
+				s.decodeRow(f, dt, panel) // rows are whole blocks: one pass converts them all
+			}
 			panel, stride = F32Bytes(f), 4*cols
 		}
 		for t0 := 0; t0 < n; t0 += block {
@@ -192,13 +192,15 @@ const q8PrefetchRows = 6
 // ran 8-11% faster than the row-major tile, 0.5 KB less so.
 const q8X4Prefetch = 1024
 
-// q8ActMaxT is the most tokens one tileQ8A8 call takes.
+// q8ActMaxT is the most tokens one tileQ8A8 or tileQ8X4 call takes.
 const q8ActMaxT = 2
 
-// q8ActTokens is the most tokens the decode path takes with tileQ8A8.
+// q8ActTokens is the most tokens the decode path takes with tileQ8A8 and
+// tileQ8X4.
 func (s *simd) q8ActTokens() int { return decodeGroups[Q8_0] * q8ActMaxT }
 
-// q8Acts quantizes n tokens of cols activations for tileQ8A8; cols is a
+// q8Acts quantizes n tokens of cols activations for tileQ8A8 and
+// tileQ8X4; cols is a
 // positive multiple of Q8_0Block, as a Q8_0 matrix's width is.
 func (s *simd) q8Acts(dst, x []float32, n, cols int) {
 	if n < 1 || n > s.q8ActTokens() || cols < Q8_0Block || cols%Q8_0Block != 0 ||

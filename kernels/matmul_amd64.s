@@ -10783,3 +10783,42 @@ loop:
 done:
 	VZEROUPPER
 	RET
+
+// func decodeQ8X4RowAVX2(dst *float32, w *byte, d *byte, blocks int)
+// Requires: AVX, AVX2, F16C
+TEXT ·decodeQ8X4RowAVX2(SB), NOSPLIT, $0-32
+	MOVQ  dst+0(FP), AX
+	MOVQ  w+8(FP), CX
+	MOVQ  d+16(FP), DX
+	MOVQ  blocks+24(FP), BX
+	TESTQ BX, BX
+	JZ    done
+
+loop:
+	VPBROADCASTW (DX), X5
+	VCVTPH2PS    X5, Y4
+	VPMOVSXBD    (CX), Y0
+	VCVTDQ2PS    Y0, Y0
+	VMULPS       Y4, Y0, Y0
+	VMOVUPS      Y0, (AX)
+	VPMOVSXBD    32(CX), Y1
+	VCVTDQ2PS    Y1, Y1
+	VMULPS       Y4, Y1, Y1
+	VMOVUPS      Y1, 32(AX)
+	VPMOVSXBD    64(CX), Y2
+	VCVTDQ2PS    Y2, Y2
+	VMULPS       Y4, Y2, Y2
+	VMOVUPS      Y2, 64(AX)
+	VPMOVSXBD    96(CX), Y3
+	VCVTDQ2PS    Y3, Y3
+	VMULPS       Y4, Y3, Y3
+	VMOVUPS      Y3, 96(AX)
+	ADDQ         $0x00000080, CX
+	ADDQ         $0x08, DX
+	ADDQ         $0x00000080, AX
+	DECQ         BX
+	JNZ          loop
+
+done:
+	VZEROUPPER
+	RET

@@ -207,7 +207,15 @@ func tileQ8A8AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, wst
 func tileQ8X4AVX2(y *float32, ystride int, x *float32, xstride int, w *byte, d *byte, k int, nt int, groups int, pf int)
 
 // decodeQ8X4AVX2 converts blocks blocks of 4 packed Q8_0 rows, their quants at w
-// and their scales at d, to 128 float32 values each at dst.
+// and their scales at d, to 128 float32 values each at dst: per block, row 0's
+// 32 values, then row 1's, row 2's and row 3's.
 //
 //go:noescape
 func decodeQ8X4AVX2(dst *float32, w *byte, d *byte, blocks int)
+
+// decodeQ8X4RowAVX2 converts one row of blocks blocks of packed Q8_0 rows to
+// 32 float32 values each at dst; w points at the row's first 8 quants, d at
+// its first scale.
+//
+//go:noescape
+func decodeQ8X4RowAVX2(dst *float32, w *byte, d *byte, blocks int)

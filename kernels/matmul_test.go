@@ -52,7 +52,7 @@ func checkMatMul(t *testing.T, p *Pool, rng *rand.Rand, w Matrix, n int) {
 	}
 	row := make([]float32, w.Cols)
 	for r := range w.Rows {
-		w.decodeRow(row, r, decodeUnitsGo)
+		w.decodeRow(row, r, goRowDecoder)
 		for tok := range n {
 			var bound float64
 			for c, v := range row {
@@ -252,23 +252,24 @@ func TestInterleave(t *testing.T) {
 				t.Errorf("%v %dx%d: interleaved", w.DType, w.Rows, w.Cols)
 			}
 		}
-		bad := randMatrix(rng, F16, 8, 48)
-		bad.Interleaved = true
-		if bad.Validate() == nil {
-			t.Errorf("Validate accepted an interleaved 8x48 matrix")
-		}
-		for name, read := range map[string]func(){
-			"Row":     func() { bad.Row(0, make([]float32, 48)) },
-			"AxpyRow": func() { AxpyRow(make([]float32, 48), 1, bad, 0) },
-		} {
-			func() {
-				defer func() {
-					if recover() == nil {
-						t.Errorf("%s of an interleaved 8x48 matrix did not panic", name)
-					}
+		for _, bad := range []Matrix{randMatrix(rng, F16, 8, 48), randMatrix(rng, Q8_0, 6, 64)} {
+			bad.Interleaved = true
+			if bad.Validate() == nil {
+				t.Errorf("Validate accepted an interleaved %v %dx%d matrix", bad.DType, bad.Rows, bad.Cols)
+			}
+			for name, read := range map[string]func(){
+				"Row":     func() { bad.Row(0, make([]float32, bad.Cols)) },
+				"AxpyRow": func() { AxpyRow(make([]float32, bad.Cols), 1, bad, 0) },
+			} {
+				func() {
+					defer func() {
+						if recover() == nil {
+							t.Errorf("%s of an interleaved %v %dx%d matrix did not panic", name, bad.DType, bad.Rows, bad.Cols)
+						}
+					}()
+					read()
 				}()
-				read()
-			}()
+			}
 		}
 	})
 }

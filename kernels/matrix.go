@@ -33,11 +33,12 @@ const InterleaveCols = 32
 // slower (kernels/_asm/matmul.go has the figures). The size of Data does
 // not change.
 //
-// Q8_0 rows are packed differently, as llama.cpp's repacked Q8_0 is: per
-// group of 4 rows and block of 32 columns, 128 bytes of quants, 8 columns
-// of row 0, 8 of row 1, 8 of row 2, 8 of row 3, then the next 8 columns
-// of each; and all the quants come first, then all the scales, 4 halves
-// (one per row) per group and block. One 32-byte load then holds 4 rows,
+// Q8_0 rows are packed differently, their quants as llama.cpp repacks
+// them: per group of 4 rows and block of 32 columns, 128 bytes of quants,
+// 8 columns of row 0, 8 of row 1, 8 of row 2, 8 of row 3, then the next 8
+// columns of each. All the quants come first, then all the scales, 4
+// halves (one per row) per group and block; llama.cpp keeps each block's
+// scales in front of its quants, but apart every quant load is aligned. One 32-byte load then holds 4 rows,
 // so the int8 decode tile sums a group's block in one vector and scales it
 // with one multiply: from L2 one core ran it 1.5x as fast as the
 // row-major tile, and layer by layer from memory 8-11% faster (see
@@ -104,22 +105,29 @@ func (m Matrix) q8Packed() (qs, ds []byte) {
 	return m.Data[:n], m.Data[n:]
 }
 
-// decodeQ8Row is decodeRow for a packed Q8_0 matrix, in Go whatever the
-// impl: each value is d·q rounded once, as every decoder computes it.
-// (Only the prefill panels, which take whole groups, have a kernel.)
-func (m Matrix) decodeQ8Row(dst []float32, r int) {
-	qs, ds := m.q8Packed()
-	nb, i := m.Cols/Q8_0Block, r%4
-	for b := range nb {
-		gb := r/4*nb + b
-		d := F16ToF32(binary.LittleEndian.Uint16(ds[gb*8+2*i:]))
+// decodeQ8PackedGo is the pure-Go impl.decodeQ8Packed: each value d·q
+// rounded once, as every decoder computes it.
+func decodeQ8PackedGo(dst []float32, qs, ds []byte) {
+	for b := range len(dst) / Q8_0Block {
+		d := F16ToF32(binary.LittleEndian.Uint16(ds[b*8:]))
 		out := dst[b*Q8_0Block : (b+1)*Q8_0Block]
 		for c := range 4 {
-			for j, q := range qs[gb*128+c*32+i*8 : gb*128+c*32+i*8+8] {
+			for j, q := range qs[b*128+c*32 : b*128+c*32+8] {
 				out[8*c+j] = d * float32(int8(q))
 			}
 		}
 	}
+}
+
+// packedQ8 reports whether m is a packed Q8_0 matrix.
+func (m Matrix) packedQ8() bool { return m.Interleaved && m.DType == Q8_0 && canInterleave(m) }
+
+// q8PackedRow returns where row r of a packed Q8_0 matrix starts: its
+// first 8 quants and its first scale, as impl.decodeQ8Packed takes them.
+func (m Matrix) q8PackedRow(r int) (qs, ds []byte) {
+	q, d := m.q8Packed()
+	gb := r / 4 * (m.Cols / Q8_0Block)
+	return q[gb*128+8*(r%4):], d[gb*8+2*(r%4):]
 }
 
 // q8Block copies block b of row r of a packed Q8_0 matrix to blk, as a
@@ -129,7 +137,7 @@ func (m Matrix) q8Block(blk *[34]byte, r, b int) {
 	gb, i := r/4*(m.Cols/Q8_0Block)+b, r%4
 	copy(blk[:2], ds[gb*8+2*i:])
 	for c := range 4 {
-		copy(blk[2+8*c:2+8*c+8], qs[gb*128+c*32+i*8:])
+		binary.LittleEndian.PutUint64(blk[2+8*c:], binary.LittleEndian.Uint64(qs[gb*128+c*32+i*8:]))
 	}
 }
 
@@ -142,7 +150,7 @@ func (m Matrix) rowUnits(r int) (src []byte, stride int) {
 	if !m.Interleaved {
 		return m.Data[r*rb : (r+1)*rb], 0
 	}
-	if m.DType == Q8_0 && canInterleave(m) {
+	if m.packedQ8() {
 		panic("kernels: packed Q8_0 rows have no units")
 	}
 	if !canInterleave(m) {
@@ -190,17 +198,29 @@ func (m Matrix) RowData(r int) []byte {
 }
 
 // Row converts row r to float32 into dst, which must hold Cols values.
-func (m Matrix) Row(r int, dst []float32) { m.decodeRow(dst, r, active.decodeUnits) }
+func (m Matrix) Row(r int, dst []float32) {
+	m.decodeRow(dst, r, rowDecoder{active.decodeUnits, active.decodeQ8Packed})
+}
 
-// decodeRow converts row r of m, in either layout, into dst with decode,
-// an impl's decodeUnits.
-func (m Matrix) decodeRow(dst []float32, r int, decode func(dst []float32, dt DType, src []byte, stride int)) {
-	if m.Interleaved && m.DType == Q8_0 && canInterleave(m) {
-		m.decodeQ8Row(dst, r)
+// rowDecoder is how decodeRow converts a row, in either layout: an impl's
+// decodeUnits and decodeQ8Packed.
+type rowDecoder struct {
+	units    func(dst []float32, dt DType, src []byte, stride int)
+	q8Packed func(dst []float32, qs, ds []byte)
+}
+
+// goRowDecoder is the pure-Go rowDecoder.
+var goRowDecoder = rowDecoder{decodeUnitsGo, decodeQ8PackedGo}
+
+// decodeRow converts row r of m, in any layout, into dst with dec.
+func (m Matrix) decodeRow(dst []float32, r int, dec rowDecoder) {
+	if m.packedQ8() {
+		qs, ds := m.q8PackedRow(r)
+		dec.q8Packed(dst[:m.Cols], qs, ds)
 		return
 	}
 	src, stride := m.rowUnits(r)
-	decode(dst[:m.Cols], m.DType, src, stride)
+	dec.units(dst[:m.Cols], m.DType, src, stride)
 }
 
 // DecodeRow converts len(dst) values stored as dt in src to float32,

@@ -14,7 +14,7 @@ func Axpy(alpha float32, x, y []float32) {
 // y[:m.Cols]: the "expand" step of a LoRA adapter whose B is stored
 // transposed, one row per rank. For Q8_0 m.Cols is a multiple of 32.
 func AxpyRow(y []float32, alpha float32, m Matrix, r int) {
-	if m.Interleaved && m.DType == Q8_0 && canInterleave(m) { // gathered into a row-major row: adapters are never packed
+	if m.packedQ8() { // gathered into a row-major row: adapters are never packed
 		row := make([]byte, Q8_0.RowBytes(m.Cols))
 		for b := range m.Cols / Q8_0Block {
 			m.q8Block((*[34]byte)(row[b*34:]), r, b)

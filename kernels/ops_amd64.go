@@ -88,6 +88,17 @@ func (s *simd) decodeUnits(dst []float32, dt DType, src []byte, stride int) {
 	}
 }
 
+// decodeQ8Packed checks the bounds once and converts the row's blocks in
+// one call.
+func (s *simd) decodeQ8Packed(dst []float32, qs, ds []byte) {
+	nb := len(dst) / Q8_0Block
+	if nb == 0 {
+		return
+	}
+	_, _ = qs[(nb-1)*128+3*32+7], ds[(nb-1)*8+1]
+	s.decodeQ8X4Row(&dst[0], &qs[0], &ds[0], nb)
+}
+
 func (s *simd) rmsNorm(out, x, weight []float32, eps float32) {
 	n := len(x)
 	out, weight = out[:n], weight[:n]

@@ -172,7 +172,7 @@ func TestQ8ActsError(t *testing.T) {
 			quantizeQ8ActsGo(xq, x)
 			row := make([]float32, w.Cols)
 			for r := range w.Rows {
-				w.decodeRow(row, r, decodeUnitsGo)
+				w.decodeRow(row, r, goRowDecoder)
 				for tok := range n {
 					var bound float64
 					for c, v := range row {
@@ -181,6 +181,46 @@ func TestQ8ActsError(t *testing.T) {
 					}
 					if e := math.Abs(float64(got[tok*w.Rows+r] - want[tok*w.Rows+r])); e > bound {
 						t.Fatalf("n=%d y[%d,%d] = %g, exact %g: off by %g, more than %g", n, tok, r, got[tok*w.Rows+r], want[tok*w.Rows+r], e, bound)
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestQ8Packed runs packed Q8_0 matrices (see Interleave) whose quants
+// include -128, which other tools' files may hold (|w| is then 128 as an
+// unsigned byte; with activations in [-127, 127] no pair sum saturates),
+// and whose worker claims (a quarter of the tiles left) span several
+// prefill panels, in decode and
+// prefill, against the row-major matrix and the exact products.
+func TestQ8Packed(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(31, 31))
+		p := NewPool(1)
+		defer p.Close()
+		for _, shape := range [][2]int{{8, 64}, {8*panelRows(576) + 12, 576}} {
+			w := randMatrix(rng, Q8_0, shape[0], shape[1])
+			rb := Q8_0.RowBytes(w.Cols)
+			for r := range w.Rows { // -128 and ±127 in every block
+				for b := range w.Cols / Q8_0Block {
+					blk := w.Data[r*rb+b*34:]
+					blk[2+rng.IntN(32)], blk[2+rng.IntN(32)], blk[2+rng.IntN(32)] = 0x80, 0x7f, 0x81
+				}
+			}
+			pw := Interleave(w)
+			if !pw.Interleaved {
+				t.Fatalf("%dx%d not packed", w.Rows, w.Cols)
+			}
+			for _, n := range []int{1, 2, 3, 17} {
+				checkMatMul(t, p, rng, pw, n)
+				x := randFloats(rng, n*w.Cols)
+				want, got := make([]float32, n*w.Rows), make([]float32, n*w.Rows)
+				p.MatMul(want, x, w, n)
+				p.MatMul(got, x, pw, n)
+				for i := range want {
+					if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*(1+math.Abs(float64(want[i]))) {
+						t.Fatalf("%dx%d n=%d: y[%d] packed %g, row-major %g", w.Rows, w.Cols, n, i, got[i], want[i])
 					}
 				}
 			}

@@ -26,8 +26,9 @@ type simd struct {
 	quantizeQ8Acts func(dst *byte, x *float32, blocks int)
 	// tileQ8X4 is tileQ8A8 for packed Q8_0 (see Interleave), and
 	// decodeQ8X4 converts packed Q8_0 for the prefill panels.
-	tileQ8X4   func(y *float32, ystride int, x *float32, xstride int, w, d *byte, k, nt, groups, pf int)
-	decodeQ8X4 func(dst *float32, w, d *byte, blocks int)
+	tileQ8X4      func(y *float32, ystride int, x *float32, xstride int, w, d *byte, k, nt, groups, pf int)
+	decodeQ8X4    func(dst *float32, w, d *byte, blocks int)
+	decodeQ8X4Row func(dst *float32, w, d *byte, blocks int)
 
 	decode     [numDTypes]func(dst *float32, src *byte, n int) // nil for F32
 	axpy       [numDTypes]func(y *float32, w *byte, alpha float32, n int)
@@ -45,6 +46,7 @@ var avx2Kernels = simd{
 	quantizeQ8Acts: quantizeQ8ActsAVX2,
 	tileQ8X4:       tileQ8X4AVX2,
 	decodeQ8X4:     decodeQ8X4AVX2,
+	decodeQ8X4Row:  decodeQ8X4RowAVX2,
 	decode:         [numDTypes]func(*float32, *byte, int){nil, decodeF16AVX2, decodeBF16AVX2, decodeQ8AVX2, decodeQ4KAVX2, decodeQ6KAVX2, decodeQ5AVX2, decodeQ4AVX2},
 	axpy:           [numDTypes]func(*float32, *byte, float32, int){axpyF32AVX2, axpyF16AVX2, axpyBF16AVX2, axpyQ8AVX2},
 	dot:            dotF32AVX2,
@@ -63,6 +65,7 @@ var avx512Kernels = simd{
 	quantizeQ8Acts: quantizeQ8ActsAVX2,
 	tileQ8X4:       tileQ8X4AVX2,
 	decodeQ8X4:     decodeQ8X4AVX2,
+	decodeQ8X4Row:  decodeQ8X4RowAVX2,
 	decode:         [numDTypes]func(*float32, *byte, int){nil, decodeF16AVX512, decodeBF16AVX512, decodeQ8AVX512, decodeQ4KAVX2, decodeQ6KAVX2, decodeQ5AVX2, decodeQ4AVX2},
 	axpy:           [numDTypes]func(*float32, *byte, float32, int){axpyF32AVX512, axpyF16AVX512, axpyBF16AVX512, axpyQ8AVX512},
 	dot:            dotF32AVX512,
@@ -85,23 +88,24 @@ func simdImpls() []*impl {
 
 func (s *simd) impl(name string) *impl {
 	return &impl{
-		name:        name,
-		matmulRows:  s.matmulRows,
-		q8Acts:      s.q8Acts,
-		q8ActTokens: s.q8ActTokens(),
-		dot:         s.dotSlices,
-		axpyRow:     s.axpyRow,
-		decodeRow:   s.decodeRow,
-		axpyUnits:   s.axpyUnits,
-		decodeUnits: s.decodeUnits,
-		rmsNorm:     s.rmsNorm,
-		dotRows:     s.dotRows,
-		axpyRows:    axpyRowsAVX2,
-		axpyRows16:  axpyRowsF16AVX2Slices,
-		expSum:      expSumSlices,
-		largest:     largestSlices,
-		encodeF16:   encodeF16Slices,
-		siluMul:     siluMulSlices,
+		name:           name,
+		matmulRows:     s.matmulRows,
+		q8Acts:         s.q8Acts,
+		q8ActTokens:    s.q8ActTokens(),
+		dot:            s.dotSlices,
+		axpyRow:        s.axpyRow,
+		decodeRow:      s.decodeRow,
+		axpyUnits:      s.axpyUnits,
+		decodeUnits:    s.decodeUnits,
+		rmsNorm:        s.rmsNorm,
+		decodeQ8Packed: s.decodeQ8Packed,
+		dotRows:        s.dotRows,
+		axpyRows:       axpyRowsAVX2,
+		axpyRows16:     axpyRowsF16AVX2Slices,
+		expSum:         expSumSlices,
+		largest:        largestSlices,
+		encodeF16:      encodeF16Slices,
+		siluMul:        siluMulSlices,
 	}
 }
 

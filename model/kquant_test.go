@@ -53,7 +53,7 @@ func dequantizeGGUF(t *testing.T, in, out string) {
 }
 
 // TestKQuantModel runs a model stored in Q4_K (Q6_K embeddings and LM
-// head, as Q4_K_M files are) and in Q6_K against the same weights
+// head, as Q4_K_M files are), in Q6_K and in Q8_0 against the same weights
 // dequantized to F32: the K-quant rows, their q/k un-permutation at load
 // and the embedding lookup must give the F32 model's logits, in prefill
 // and in decode.
@@ -72,6 +72,9 @@ func TestKQuantModel(t *testing.T) {
 		// A Q8_0 matrix takes its input rounded to int8 in decode, as
 		// llama.cpp's does (kernels/q8act.go): 3.5e-3 measured here.
 		{"Q4_K_M-fallback", testmodel.Tiny, kernels.Q4_K, kernels.Q5_0, kernels.Q8_0, 1e-2},
+		// All Q8_0, tied: the head, which is the embedding, is packed
+		// (kernels.Interleave) and looked up by row.
+		{"Q8_0", testmodel.TinyQwen2, kernels.Q8_0, kernels.Q8_0, kernels.Q8_0, 1e-2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -97,6 +100,9 @@ func TestKQuantModel(t *testing.T) {
 			}
 			if got := mq.Weights.Head.DType; got != tc.vocabAs {
 				t.Fatalf("LM head loaded as %v, want %v", got, tc.vocabAs)
+			}
+			if h := mq.Weights.Head; h.DType == kernels.Q8_0 && !h.Interleaved {
+				t.Fatalf("Q8_0 LM head not packed")
 			}
 			prompt := []int{1, 17, 200, 5, 99, 3, 250, 42} // all below both vocabularies
 			cq, cf := mq.NewCache(64), mf.NewCache(64)

@@ -14,10 +14,11 @@ import (
 // Load opens a model: a Hugging Face directory (config.json and
 // safetensors weights, sharded or not) or a GGUF file. The weights keep
 // their stored dtype; q/k rows stored in GGUF's interleaved RoPE order are
-// converted to rotate_half order. The F32, F16 and BF16 projections and
-// LM head whose shape allows it are copied into the interleaved layout the
-// decode kernels stream fastest (kernels.Interleave), and the pages of
-// the file they came from are released; the rest stays memory-mapped.
+// converted to rotate_half order. The F32, F16, BF16 and Q8_0
+// projections and LM head whose shape allows it are copied into the
+// interleaved layout the decode kernels stream fastest
+// (kernels.Interleave), and the pages of the file they came from are
+// released; the rest stays memory-mapped.
 // The copies are the process's own memory: processes serving one file
 // do not share them, and the OS cannot drop them under memory pressure
 // as it can a mapping's pages.

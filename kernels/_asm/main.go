@@ -50,7 +50,8 @@ func main() {
 		genQuantizeQ8Acts()
 		genTileQ8A8()
 		genTileQ8X4()
-		genDecodeQ8X4()
+		genDecodeQ8X4(4)
+		genDecodeQ8X4(1)
 	case "ops":
 		for _, v := range isas {
 			genDot(v)

@@ -97,7 +97,8 @@ func genQuantizeQ8Acts() {
 // to float took 20, which left the float kernel at its compute limit on
 // two cores streaming from memory. (Interleaved rows, as the F16 tiles
 // read them, streamed no faster here: 15.3-16.9 against 16.1-17.0 GB/s
-// layer by layer, so Q8_0 stays row-major.)
+// layer by layer. Rows packed 4 to a vector do: genTileQ8X4. This tile
+// takes the Q8_0 matrices whose rows do not come in fours.)
 //
 // Layout (T = nt <= 2 tokens): accumulators Y8-Y15 (row r, token t:
 // Y(8+4t+r)), activations Y0/Y1, weights Y2, |w| Y3, products Y4, d_w Y5,
@@ -234,12 +235,13 @@ func genTileQ8A8() {
 // pairs are the rows. One conversion and one multiply by the 4 rows'
 // d_w·d_x (lane pairs again: VPUNPCKLWD doubles each half before
 // VCVTPH2PS) then scale the whole block, where the row-major tile did
-// both per row: about 25 vector instructions per 4 rows and block
-// against about 40. From L2, one core: 26 → 39 GB/s; layer by layer from
+// both per row: 34 instructions a block in the one-token loop,
+// prefetches aside, against about 42. From L2, one core: 26 → 39 GB/s; layer by layer from
 // memory on two cores, 8-11% faster; a decode step of the Q8_0
 // SmolLM2-135M, alternating in one process, 5-7% shorter at 16 and 512
-// positions. The scales lie apart from the quants so that every quant
-// load is 32-byte aligned; the hardware prefetcher follows the scales.
+// positions. llama.cpp keeps each group-block's 4 scales in front of its
+// quants; here they lie apart, so that every quant load is 32-byte
+// aligned, and the hardware prefetcher follows the scales.
 //
 // Layout (T = nt <= 2 tokens): accumulators Y0/Y1 (token t: Y(t)),
 // weights Y2, |w| Y3, products Y4, integer block sums Y5/Y6, d_w Y7,
@@ -340,15 +342,29 @@ func genTileQ8X4() {
 	}
 }
 
-// genDecodeQ8X4 emits decodeQ8X4AVX2, which converts packed Q8_0 weights
-// (kernels.Interleave) to float32 in the F32 interleaved order, for the
-// prefill panels: per group of 4 rows and block, each row's 32 values in
-// turn, exactly d·q as kernels.DecodeRow computes them.
-func genDecodeQ8X4() {
-	TEXT("decodeQ8X4AVX2", NOSPLIT, "func(dst *float32, w *byte, d *byte, blocks int)")
+// genDecodeQ8X4 emits decodeQ8X4AVX2 (rows 4), which converts packed
+// Q8_0 weights (kernels.Interleave) to float32 in the F32 interleaved
+// order, for the prefill panels: per group of 4 rows and block, each
+// row's 32 values in turn; and decodeQ8X4RowAVX2 (rows 1), which converts
+// one row of them, for Matrix.Row (the training backward pass reads every
+// base weight row so). Both compute exactly d·q, as kernels.DecodeRow
+// does.
+func genDecodeQ8X4(rows int) {
+	name, doc := "decodeQ8X4AVX2", []string{
+		"decodeQ8X4AVX2 converts blocks blocks of 4 packed Q8_0 rows, their quants at w",
+		"and their scales at d, to 128 float32 values each at dst: per block, row 0's",
+		"32 values, then row 1's, row 2's and row 3's.",
+	}
+	if rows == 1 {
+		name, doc = "decodeQ8X4RowAVX2", []string{
+			"decodeQ8X4RowAVX2 converts one row of blocks blocks of packed Q8_0 rows to",
+			"32 float32 values each at dst; w points at the row's first 8 quants, d at",
+			"its first scale.",
+		}
+	}
+	TEXT(name, NOSPLIT, "func(dst *float32, w *byte, d *byte, blocks int)")
 	Pragma("noescape")
-	Doc("decodeQ8X4AVX2 converts blocks blocks of 4 packed Q8_0 rows, their quants at w",
-		"and their scales at d, to 128 float32 values each at dst.")
+	Doc(doc...)
 	dst := Load(Param("dst"), GP64())
 	w := Load(Param("w"), GP64())
 	d := Load(Param("d"), GP64())
@@ -356,7 +372,7 @@ func genDecodeQ8X4() {
 	TESTQ(n, n)
 	JZ(LabelRef("done"))
 	Label("loop")
-	for i := range 4 {
+	for i := range rows {
 		avx2.loadScale(Mem{Base: d, Disp: 2 * i}, 5, ymm[4])
 		for c := range 4 {
 			avx2.loadQ8(Mem{Base: w, Disp: 32*c + 8*i}, ymm[4], ymm[c])
@@ -365,7 +381,7 @@ func genDecodeQ8X4() {
 	}
 	ADDQ(U32(128), w)
 	ADDQ(U8(8), d)
-	ADDQ(U32(512), dst)
+	ADDQ(U32(128*rows), dst)
 	DECQ(n)
 	JNZ(LabelRef("loop"))
 	Label("done")
