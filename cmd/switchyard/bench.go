@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -42,6 +43,18 @@ type benchReport struct {
 	StreamGBPerS float64    `json:"machine_stream_read_gb_per_s"`
 	PeakGFLOPS   float64    `json:"machine_f32_matmul_gflop_per_s"`
 	Rows         []benchRow `json:"rows"`
+	// InTurn is one-sequence decode against the streaming read, the two
+	// measured in turn (see decodeInTurn).
+	InTurn inTurn `json:"decode_in_turn_with_stream"`
+}
+
+// inTurn is the median, over pairs of a few decode steps and a streaming
+// read right after them, of decode's bytes per second over the read's.
+type inTurn struct {
+	Pairs       int     `json:"pairs"`
+	Steps       int     `json:"steps_per_pair"`
+	WeightShare float64 `json:"weight_share"`  // weight bytes
+	WithKVShare float64 `json:"with_kv_share"` // weight and KV cache bytes
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -164,6 +177,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		rep.StreamGBPerS = max(rep.StreamGBPerS, stream.measure(window))
 	}
+	if rep.InTurn, err = decodeInTurn(ctx, m, stream, *prompt, min(*steps, 8), 8*(*reps)); err != nil {
+		return err
+	}
 	if *format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -182,7 +198,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.1f\t%.2f\t%.0f%%\t%s\t%s\t%.1f\t%.0f%%\t\n", r.Phase, r.Seqs, r.Adapters, r.Tokens, r.TokPerS,
 			r.GBPerS, 100*r.GBPerS/rep.StreamGBPerS, kv, withKV, r.GFLOPS, 100*r.GFLOPS/rep.PeakGFLOPS)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "\none sequence, %d decode steps and then the streaming read, %d times in turn: the steps read\n"+
+		"the weights at %.0f%% of the read's rate (median), weights and KV cache at %.0f%%\n",
+		rep.InTurn.Steps, rep.InTurn.Pairs, 100*rep.InTurn.WeightShare, 100*rep.InTurn.WithKVShare)
+	return err
 }
 
 // adapterFunc returns the adapter of sequence i in a bench mode: none,
@@ -231,6 +253,49 @@ func benchOnce(m *model.Model, batch *lora.Batch, seqs int, adapterOf func(int) 
 		}
 	}
 	return prefill, time.Since(start).Seconds(), nil
+}
+
+// decodeInTurn measures one sequence's decode against the streaming read
+// with the two in turn: pairs times, steps decode steps at a context of
+// prompt to prompt+steps positions, then one read (two passes), each
+// pair giving the decode's rates over the read's. The table's "of
+// stream" sets the best decode row against the best read, which this
+// shared machine moves by up to 10-20% between runs; a drift slows both
+// halves of a pair alike, so the pairs' median moves less.
+func decodeInTurn(ctx context.Context, m *model.Model, stream *streamRead, prompt, steps, pairs int) (inTurn, error) {
+	c := &m.Config
+	p := make([]int, prompt)
+	for j := range p {
+		p[j] = (j*31 + 1) % c.Vocab
+	}
+	seq := []model.Seq{{Cache: m.NewCache(prompt + steps), Tokens: p}}
+	if _, err := m.Forward(seq, nil); err != nil {
+		return inTurn{}, err
+	}
+	kvBytes, weightBytes := float64(m.KVBlockBytes(1)), float64(m.Weights.StepBytes())
+	weight, withKV := make([]float64, pairs), make([]float64, pairs)
+	for i := range pairs {
+		if err := ctx.Err(); err != nil {
+			return inTurn{}, err
+		}
+		seq[0].Cache.Truncate(prompt)
+		positions := 0 // attended over by the steps
+		start := time.Now()
+		for s := range steps {
+			positions += seq[0].Cache.Len + 1
+			seq[0].Tokens = []int{(i*7 + s) % c.Vocab}
+			if _, err := m.Forward(seq, nil); err != nil {
+				return inTurn{}, err
+			}
+		}
+		sec := time.Since(start).Seconds()
+		read := stream.measure(0) * 1e9
+		weight[i] = float64(steps) * weightBytes / sec / read
+		withKV[i] = (float64(steps)*weightBytes + float64(positions)*kvBytes) / sec / read
+	}
+	slices.Sort(weight)
+	slices.Sort(withKV)
+	return inTurn{Pairs: pairs, Steps: steps, WeightShare: weight[pairs/2], WithKVShare: withKV[pairs/2]}, nil
 }
 
 // streamRead is a plain read of 256 MiB split over a pool's workers: the

@@ -53,6 +53,15 @@ func TestBenchTable(t *testing.T) {
 			t.Errorf("row %+v: KV/weight traffic %g, want %g", r, got, want)
 		}
 	}
+	// Decode and the read in turn: 8 pairs per rep, 3 steps each over 9,
+	// 10 and 11 positions.
+	in := rep.InTurn
+	if in.Pairs != 24 || in.Steps != 3 || !(in.WeightShare > 0) {
+		t.Errorf("in turn: %+v, want 24 pairs of 3 steps", in)
+	}
+	if want := 1 + 30*float64(rep.KVBytes)/(3*float64(rep.WeightBytes)); math.Abs(in.WithKVShare/in.WeightShare-want) > 1e-9*want {
+		t.Errorf("in turn: with KV %g of weights alone, want %g", in.WithKVShare/in.WeightShare, want)
+	}
 	if _, err := cli(t, "bench", "--decode-steps", "0"); err == nil {
 		t.Error("--decode-steps 0 accepted")
 	}
