@@ -134,20 +134,10 @@ func genTileQ8A8() {
 	for _, T := range []int{2, 1} {
 		Label(fmt.Sprintf("tokens%d", T))
 		acc := func(r, t int) reg.Register { return ymm[8+4*t+r] }
-		xt := []reg.Register{Load(Param("x"), GP64())}
-		if T == 2 {
-			xs := Load(Param("xstride"), GP64())
-			SHLQ(U8(2), xs)
-			x1 := GP64()
-			LEAQ(Mem{Base: xt[0], Index: xs, Scale: 1}, x1)
-			xt = append(xt, x1)
-		}
+		xt := q8ActTokens(T)
 		y := Load(Param("y"), GP64())
 		tiles := Load(Param("tiles"), GP64())
-		aend := GP64() // k/32 activation blocks, in bytes
-		MOVQ(k, aend)
-		SHRQ(U8(5), aend)
-		IMUL3Q(U32(q8ActBytes), aend, aend)
+		aend := q8ActEnd(k)
 		tile, done := fmt.Sprintf("tile%d", T), fmt.Sprintf("done%d", T)
 		TESTQ(tiles, tiles)
 		JZ(LabelRef(done))
@@ -258,22 +248,12 @@ func genTileQ8X4() {
 	nt := Load(Param("nt"), GP64())
 	VPCMPEQW(ymm[15], ymm[15], ymm[15])
 	VPSRLW(U8(15), ymm[15], ymm[15]) // int16 ones
-	aend := GP64()
-	MOVQ(k, aend)
-	SHRQ(U8(5), aend)
-	IMUL3Q(U32(q8ActBytes), aend, aend)
+	aend := q8ActEnd(k)
 	CMPQ(nt, U8(1))
 	JEQ(LabelRef("tokens1"))
 	for _, T := range []int{2, 1} {
 		Label(fmt.Sprintf("tokens%d", T))
-		xt := []reg.Register{Load(Param("x"), GP64())}
-		if T == 2 {
-			xs := Load(Param("xstride"), GP64())
-			SHLQ(U8(2), xs)
-			x1 := GP64()
-			LEAQ(Mem{Base: xt[0], Index: xs, Scale: 1}, x1)
-			xt = append(xt, x1)
-		}
+		xt := q8ActTokens(T)
 		y := Load(Param("y"), GP64())
 		groups := Load(Param("groups"), GP64())
 		pfd := Load(Param("pf"), GP64())
@@ -387,4 +367,28 @@ func genDecodeQ8X4(rows int) {
 	Label("done")
 	VZEROUPPER()
 	RET()
+}
+
+// q8ActTokens loads the pointers to the quantized activations of T <= 2
+// tokens, xstride floats apart, for the int8 decode tiles.
+func q8ActTokens(T int) []reg.Register {
+	xt := []reg.Register{Load(Param("x"), GP64())}
+	if T == 2 {
+		xs := Load(Param("xstride"), GP64())
+		SHLQ(U8(2), xs)
+		x1 := GP64()
+		LEAQ(Mem{Base: xt[0], Index: xs, Scale: 1}, x1)
+		xt = append(xt, x1)
+	}
+	return xt
+}
+
+// q8ActEnd returns the bytes of k/32 quantized activation blocks: the end
+// of a token's blocks for the int8 decode tiles.
+func q8ActEnd(k reg.Register) reg.GPVirtual {
+	aend := GP64()
+	MOVQ(k, aend)
+	SHRQ(U8(5), aend)
+	IMUL3Q(U32(q8ActBytes), aend, aend)
+	return aend
 }
