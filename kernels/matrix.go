@@ -36,13 +36,13 @@ const InterleaveCols = 32
 // Q8_0 rows are packed differently, their quants as llama.cpp repacks
 // them: per group of 4 rows and block of 32 columns, 128 bytes of quants,
 // 8 columns of row 0, 8 of row 1, 8 of row 2, 8 of row 3, then the next 8
-// columns of each. All the quants come first, then all the scales, 4
-// halves (one per row) per group and block; llama.cpp keeps each block's
-// scales in front of its quants, but apart every quant load is aligned. One 32-byte load then holds 4 rows,
-// so the int8 decode tile sums a group's block in one vector and scales it
-// with one multiply: from L2 one core ran it 1.5x as fast as the
-// row-major tile, and layer by layer from memory 8-11% faster (see
-// tileQ8X4AVX2).
+// columns of each. One 32-byte load then holds 4 rows, so the int8 decode
+// tile sums a group's block in one vector and scales it with one
+// multiply: from L2 one core ran it 1.5x as fast as the row-major tile,
+// and layer by layer from memory 8-11% faster (see tileQ8X4AVX2). All the
+// quants come first, then all the scales, 4 halves (one per row) per group
+// and block: llama.cpp keeps each block's scales in front of its quants,
+// but apart every quant load is aligned.
 //
 // Interleave returns m itself when the layout does not apply: m is
 // interleaved already, its type has no interleaved kernels (only F32,
@@ -87,16 +87,24 @@ func packQ8(m Matrix) Matrix {
 	p := Matrix{DType: Q8_0, Rows: m.Rows, Cols: m.Cols, Interleaved: true, Data: data}
 	qs, ds := p.q8Packed()
 	for r := range m.Rows {
-		g, i := r/4, r%4
 		for b := range nb {
-			blk, gb := m.Data[r*rb+b*34:], g*nb+b
-			copy(ds[gb*8+2*i:], blk[:2])
+			blk := m.Data[r*rb+b*34:]
+			q, d := q8PackedAt(r, b, nb)
+			copy(ds[d:], blk[:2])
 			for c := range 4 { // 8 bytes at a time: one move, where copy was a call
-				binary.LittleEndian.PutUint64(qs[gb*128+c*32+i*8:], binary.LittleEndian.Uint64(blk[2+8*c:]))
+				binary.LittleEndian.PutUint64(qs[q+32*c:], binary.LittleEndian.Uint64(blk[2+8*c:]))
 			}
 		}
 	}
 	return p
+}
+
+// q8PackedAt returns where block b of row r of a packed Q8_0 matrix with
+// nb blocks a row lies: its quants at q, q+32, q+64 and q+96 in the
+// quants, 8 at each, and its scale at d in the scales.
+func q8PackedAt(r, b, nb int) (q, d int) {
+	gb := r/4*nb + b
+	return gb*128 + 8*(r%4), gb*8 + 2*(r%4)
 }
 
 // q8Packed returns the quants and the scales of a packed Q8_0 matrix.
@@ -125,19 +133,19 @@ func (m Matrix) packedQ8() bool { return m.Interleaved && m.DType == Q8_0 && can
 // q8PackedRow returns where row r of a packed Q8_0 matrix starts: its
 // first 8 quants and its first scale, as impl.decodeQ8Packed takes them.
 func (m Matrix) q8PackedRow(r int) (qs, ds []byte) {
-	q, d := m.q8Packed()
-	gb := r / 4 * (m.Cols / Q8_0Block)
-	return q[gb*128+8*(r%4):], d[gb*8+2*(r%4):]
+	qs, ds = m.q8Packed()
+	q, d := q8PackedAt(r, 0, m.Cols/Q8_0Block)
+	return qs[q:], ds[d:]
 }
 
 // q8Block copies block b of row r of a packed Q8_0 matrix to blk, as a
 // row-major matrix stores it: the scale, then the 32 quants.
 func (m Matrix) q8Block(blk *[34]byte, r, b int) {
 	qs, ds := m.q8Packed()
-	gb, i := r/4*(m.Cols/Q8_0Block)+b, r%4
-	copy(blk[:2], ds[gb*8+2*i:])
+	q, d := q8PackedAt(r, b, m.Cols/Q8_0Block)
+	copy(blk[:2], ds[d:])
 	for c := range 4 {
-		binary.LittleEndian.PutUint64(blk[2+8*c:], binary.LittleEndian.Uint64(qs[gb*128+c*32+i*8:]))
+		binary.LittleEndian.PutUint64(blk[2+8*c:], binary.LittleEndian.Uint64(qs[q+32*c:]))
 	}
 }
 
