@@ -89,7 +89,8 @@ func (s *simd) matmulRows(y, x []float32, w Matrix, n, lo, hi int, scratch, xq [
 			if w.packedQ8() {
 				qs, ds := w.q8Packed()
 				nb := cols / Q8_0Block
-				s.decodeQ8X4(&f[0], &qs[p0*cols], &ds[p0/4*nb*8], (p1-p0)/4*nb)
+				q, d := q8PackedAt(p0, 0, nb)
+				s.decodeQ8X4(&f[0], &qs[q], &ds[d], (p1-p0)/4*nb)
 			} else {
 				s.decodeRow(f, dt, panel) // rows are whole blocks: one pass converts them all
 			}
@@ -147,16 +148,18 @@ func (s *simd) matmulInterleaved(y, x []float32, w Matrix, n, lo, hi int) {
 func (s *simd) matmulQ8A8(y []float32, w Matrix, n, lo, hi int, xq []float32) {
 	rows, cols := w.Rows, w.Cols
 	rowBytes, xs := Q8_0.RowBytes(cols), q8ActFloats(1, cols)
-	if w.Interleaved { // whole groups: lo and hi are multiples of 4
+	if w.packedQ8() { // whole groups: lo and hi are multiples of 4
 		qs, ds := w.q8Packed()
 		nb := cols / Q8_0Block
 		if n <= q8ActMaxT {
-			s.tileQ8X4(&y[lo], rows, &xq[0], xs, &qs[lo*cols], &ds[lo/4*nb*8], cols, n, (hi-lo)/4, q8X4Prefetch)
+			q, d := q8PackedAt(lo, 0, nb)
+			s.tileQ8X4(&y[lo], rows, &xq[0], xs, &qs[q], &ds[d], cols, n, (hi-lo)/4, q8X4Prefetch)
 			return
 		}
 		for r := lo; r < hi; r += 4 {
+			q, d := q8PackedAt(r, 0, nb)
 			for t := 0; t < n; t += q8ActMaxT {
-				s.tileQ8X4(&y[t*rows+r], rows, &xq[t*xs], xs, &qs[r*cols], &ds[r/4*nb*8], cols, min(q8ActMaxT, n-t), 1, q8X4Prefetch)
+				s.tileQ8X4(&y[t*rows+r], rows, &xq[t*xs], xs, &qs[q], &ds[d], cols, min(q8ActMaxT, n-t), 1, q8X4Prefetch)
 			}
 		}
 		return
@@ -200,8 +203,8 @@ const q8ActMaxT = 2
 func (s *simd) q8ActTokens() int { return decodeGroups[Q8_0] * q8ActMaxT }
 
 // q8Acts quantizes n tokens of cols activations for tileQ8A8 and
-// tileQ8X4; cols is a
-// positive multiple of Q8_0Block, as a Q8_0 matrix's width is.
+// tileQ8X4; cols is a positive multiple of Q8_0Block, as a Q8_0 matrix's
+// width is.
 func (s *simd) q8Acts(dst, x []float32, n, cols int) {
 	if n < 1 || n > s.q8ActTokens() || cols < Q8_0Block || cols%Q8_0Block != 0 ||
 		len(dst) < q8ActFloats(n, cols) || len(x) < n*cols {
