@@ -229,10 +229,7 @@ func benchOnce(m *model.Model, batch *lora.Batch, seqs int, adapterOf func(int) 
 	seqList := make([]model.Seq, seqs)
 	batch.Reset()
 	for i := range seqList {
-		p := make([]int, prompt)
-		for j := range p {
-			p[j] = (i*131 + j*31 + 1) % c.Vocab
-		}
+		p := benchPrompt(c, i, prompt)
 		seqList[i] = model.Seq{Cache: m.NewCache(prompt + steps), Tokens: p}
 		batch.Add(adapterOf(i), len(p))
 	}
@@ -255,6 +252,15 @@ func benchOnce(m *model.Model, batch *lora.Batch, seqs int, adapterOf func(int) 
 	return prefill, time.Since(start).Seconds(), nil
 }
 
+// benchPrompt returns the made-up prompt of n tokens of sequence i.
+func benchPrompt(c *model.Config, i, n int) []int {
+	p := make([]int, n)
+	for j := range p {
+		p[j] = (i*131 + j*31 + 1) % c.Vocab
+	}
+	return p
+}
+
 // decodeInTurn measures one sequence's decode against the streaming read
 // with the two in turn: pairs times, steps decode steps at a context of
 // prompt to prompt+steps positions, then one read (two passes), each
@@ -264,11 +270,7 @@ func benchOnce(m *model.Model, batch *lora.Batch, seqs int, adapterOf func(int) 
 // halves of a pair alike, so the pairs' median moves less.
 func decodeInTurn(ctx context.Context, m *model.Model, stream *streamRead, prompt, steps, pairs int) (inTurn, error) {
 	c := &m.Config
-	p := make([]int, prompt)
-	for j := range p {
-		p[j] = (j*31 + 1) % c.Vocab
-	}
-	seq := []model.Seq{{Cache: m.NewCache(prompt + steps), Tokens: p}}
+	seq := []model.Seq{{Cache: m.NewCache(prompt + steps), Tokens: benchPrompt(c, 0, prompt)}}
 	if _, err := m.Forward(seq, nil); err != nil {
 		return inTurn{}, err
 	}

@@ -226,10 +226,10 @@ func genTileQ8A8() {
 // d_w·d_x (lane pairs again: VPUNPCKLWD doubles each half before
 // VCVTPH2PS) then scale the whole block, where the row-major tile did
 // both per row: 34 instructions a block in the one-token loop,
-// prefetches aside, against about 42. From L2, one core: 26 → 39 GB/s; layer by layer from
-// memory on two cores, 8-11% faster; a decode step of the Q8_0
-// SmolLM2-135M, alternating in one process, 5-7% shorter at 16 and 512
-// positions. llama.cpp keeps each group-block's 4 scales in front of its
+// prefetches aside, against about 42. From L2, one core: 26 → 39 GB/s;
+// layer by layer from memory on two cores, 8-11% faster; a decode step of
+// the Q8_0 SmolLM2-135M, alternating in one process, 5-7% shorter at 16
+// and 512 positions. llama.cpp keeps each group-block's 4 scales in front of its
 // quants; here they lie apart, so that every quant load is 32-byte
 // aligned, and the hardware prefetcher follows the scales.
 //
