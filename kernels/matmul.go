@@ -88,7 +88,7 @@ func matMulArgs(y, x []float32, w Matrix, n int) bool {
 		panic("kernels: MatMul buffer too small")
 	}
 	if len(w.Data) < w.Rows*w.DType.RowBytes(w.Cols) || int(w.DType) >= numDTypes || w.Cols%w.DType.BlockSize() != 0 ||
-		w.Interleaved && !canInterleave(w) {
+		w.Interleaved && !CanInterleave(w) {
 		panic("kernels: MatMul of a malformed " + w.DType.String() + " matrix")
 	}
 	if n <= 0 || w.Rows == 0 {

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -225,6 +226,26 @@ func TestInterleave(t *testing.T) {
 			if again := Interleave(iw); &again.Data[0] != &iw.Data[0] {
 				t.Errorf("%v: Interleave of an interleaved matrix copied it", dt)
 			}
+			// InterleaveInto writes the same bytes where it is told,
+			// whatever the buffer held, and refuses a short one.
+			dst := make([]byte, len(w.Data)+7)
+			for i := range dst {
+				dst[i] = 0xa5
+			}
+			if into := InterleaveInto(dst, w); !into.Interleaved || &into.Data[0] != &dst[0] || !bytes.Equal(into.Data, iw.Data) {
+				t.Errorf("%v: InterleaveInto did not write Interleave's copy to its buffer", dt)
+			}
+			if dst[len(w.Data)] != 0xa5 {
+				t.Errorf("%v: InterleaveInto wrote past the matrix's bytes", dt)
+			}
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("%v: InterleaveInto a buffer one byte short did not panic", dt)
+					}
+				}()
+				InterleaveInto(make([]byte, len(w.Data)-1), w)
+			}()
 			want, got := make([]float32, w.Cols), make([]float32, w.Cols)
 			for r := range w.Rows {
 				w.Row(r, want)
@@ -248,8 +269,11 @@ func TestInterleave(t *testing.T) {
 			randMatrix(rng, Q6_K, 4, 256), // no interleaved kernel
 			randMatrix(rng, Q4_K, 4, 256),
 		} {
-			if iw := Interleave(w); iw.Interleaved || &iw.Data[0] != &w.Data[0] {
+			if iw := Interleave(w); iw.Interleaved || &iw.Data[0] != &w.Data[0] || CanInterleave(w) {
 				t.Errorf("%v %dx%d: interleaved", w.DType, w.Rows, w.Cols)
+			}
+			if into := InterleaveInto(nil, w); into.Interleaved || &into.Data[0] != &w.Data[0] {
+				t.Errorf("%v %dx%d: InterleaveInto did not return the matrix as it is", w.DType, w.Rows, w.Cols)
 			}
 		}
 		for _, bad := range []Matrix{randMatrix(rng, F16, 8, 48), randMatrix(rng, Q8_0, 6, 64)} {

@@ -49,14 +49,28 @@ const InterleaveCols = 32
 // F16, BF16 and Q8_0 have), or Rows is not a multiple of 4 or Cols of
 // InterleaveCols.
 func Interleave(m Matrix) Matrix {
-	if !canInterleave(m) || m.Interleaved {
+	if !CanInterleave(m) || m.Interleaved {
 		return m
 	}
+	return InterleaveInto(make([]byte, len(m.Data)), m)
+}
+
+// InterleaveInto is Interleave writing the copy to dst, which must hold
+// len(m.Data) bytes: for a caller that places its weights itself
+// (model.Load maps them in 2 MiB pages). It returns m itself, dst
+// untouched, where Interleave would.
+func InterleaveInto(dst []byte, m Matrix) Matrix {
+	if !CanInterleave(m) || m.Interleaved {
+		return m
+	}
+	if len(dst) < len(m.Data) {
+		panic(fmt.Sprintf("kernels: InterleaveInto a buffer of %d bytes, the matrix has %d", len(dst), len(m.Data)))
+	}
+	data := dst[:len(m.Data):len(m.Data)]
 	if m.DType == Q8_0 {
-		return packQ8(m)
+		return packQ8(data, m)
 	}
 	ub, rb := m.DType.RowBytes(InterleaveCols), m.DType.RowBytes(m.Cols)
-	data := make([]byte, len(m.Data))
 	for g := 0; g < m.Rows; g += 4 {
 		group := data[g*rb : (g+4)*rb]
 		for i := range 4 {
@@ -70,9 +84,9 @@ func Interleave(m Matrix) Matrix {
 	return m
 }
 
-// canInterleave reports whether m's type and shape allow the interleaved
+// CanInterleave reports whether m's type and shape allow the interleaved
 // layout.
-func canInterleave(m Matrix) bool {
+func CanInterleave(m Matrix) bool {
 	switch m.DType {
 	case F32, F16, BF16, Q8_0:
 		return m.Rows%4 == 0 && m.Cols%InterleaveCols == 0
@@ -80,10 +94,9 @@ func canInterleave(m Matrix) bool {
 	return false
 }
 
-// packQ8 is Interleave for a row-major Q8_0 matrix.
-func packQ8(m Matrix) Matrix {
+// packQ8 is InterleaveInto for a row-major Q8_0 matrix.
+func packQ8(data []byte, m Matrix) Matrix {
 	rb, nb := Q8_0.RowBytes(m.Cols), m.Cols/Q8_0Block
-	data := make([]byte, len(m.Data))
 	p := Matrix{DType: Q8_0, Rows: m.Rows, Cols: m.Cols, Interleaved: true, Data: data}
 	qs, ds := p.q8Packed()
 	for r := range m.Rows {
@@ -128,7 +141,7 @@ func decodeQ8PackedGo(dst []float32, qs, ds []byte) {
 }
 
 // packedQ8 reports whether m is a packed Q8_0 matrix.
-func (m Matrix) packedQ8() bool { return m.Interleaved && m.DType == Q8_0 && canInterleave(m) }
+func (m Matrix) packedQ8() bool { return m.Interleaved && m.DType == Q8_0 && CanInterleave(m) }
 
 // q8PackedRow returns where row r of a packed Q8_0 matrix starts: its
 // first 8 quants and its first scale, as impl.decodeQ8Packed takes them.
@@ -161,7 +174,7 @@ func (m Matrix) rowUnits(r int) (src []byte, stride int) {
 	if m.packedQ8() {
 		panic("kernels: packed Q8_0 rows have no units")
 	}
-	if !canInterleave(m) {
+	if !CanInterleave(m) {
 		panic("kernels: " + m.DType.String() + " matrix cannot be interleaved")
 	}
 	ub, g := m.DType.RowBytes(InterleaveCols), r-r%4
@@ -185,7 +198,7 @@ func (m Matrix) Validate() error {
 	if bs := m.DType.BlockSize(); m.Cols%bs != 0 {
 		return fmt.Errorf("kernels: %v matrix with %d columns, not a multiple of %d", m.DType, m.Cols, bs)
 	}
-	if m.Interleaved && !canInterleave(m) {
+	if m.Interleaved && !CanInterleave(m) {
 		return fmt.Errorf("kernels: %v matrix %dx%d cannot be interleaved", m.DType, m.Rows, m.Cols)
 	}
 	want := m.Rows * m.DType.RowBytes(m.Cols)
