@@ -64,8 +64,9 @@ func (m *Model) init(pool *kernels.Pool) {
 // Pool returns the worker pool the model runs its kernels on.
 func (m *Model) Pool() *kernels.Pool { return m.pool }
 
-// Close releases the model's memory-mapped files (and its pool, if Load
-// made it). The model must not be used afterwards.
+// Close releases the model's memory-mapped files and the memory of its
+// interleaved weights (and its pool, if Load made it). The model, and
+// every matrix of its Weights, must not be used afterwards.
 func (m *Model) Close() error {
 	var errs []error
 	for _, c := range m.closers {

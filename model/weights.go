@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 
+	"github.com/switchyard-ai/switchyard/internal/hugepages"
 	"github.com/switchyard-ai/switchyard/kernels"
 )
 
@@ -75,15 +76,18 @@ func (w *Weights) checkShapes(c *Config) error {
 
 // interleave puts the projections and the LM head in the layout that the
 // decode kernels stream fastest, kernels.Interleave: a decode step reads
-// every one of them once, 4 rows at a time. A tied embedding follows the
-// head, so the two stay one matrix. release is called with the data of
-// each matrix it replaced, which nothing reads any more.
-func (w *Weights) interleave(release func([]byte)) {
+// every one of them once, 4 rows at a time. Each copy is written to
+// take(its size). A tied embedding follows the head, so the two stay one
+// matrix. release is called with the data of each matrix it replaced,
+// which nothing reads any more.
+func (w *Weights) interleave(take func(n int) []byte, release func([]byte)) {
 	swap := func(m *kernels.Matrix) {
-		old := m.Data
-		if *m = kernels.Interleave(*m); len(old) > 0 && &m.Data[0] != &old[0] {
-			release(old)
+		if !kernels.CanInterleave(*m) || m.Interleaved {
+			return
 		}
+		old := m.Data
+		*m = kernels.InterleaveInto(take(len(old)), *m)
+		release(old)
 	}
 	tied := w.tied()
 	swap(&w.Head)
@@ -95,6 +99,24 @@ func (w *Weights) interleave(release func([]byte)) {
 			swap(&w.Layers[i].Proj[m])
 		}
 	}
+}
+
+// interleavedBytes returns the bytes interleave copies, each copy
+// rounded up to hugepages.Align.
+func (w *Weights) interleavedBytes() int {
+	n := 0
+	add := func(m kernels.Matrix) {
+		if kernels.CanInterleave(m) && !m.Interleaved {
+			n += (len(m.Data) + hugepages.Align - 1) / hugepages.Align * hugepages.Align
+		}
+	}
+	add(w.Head)
+	for _, l := range w.Layers {
+		for _, m := range l.Proj {
+			add(m)
+		}
+	}
+	return n
 }
 
 // tied reports whether the LM head is the token embedding.
