@@ -13,7 +13,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unsafe"
 
+	"github.com/switchyard-ai/switchyard/internal/hugepages"
 	"github.com/switchyard-ai/switchyard/kernels"
 	"github.com/switchyard-ai/switchyard/lora"
 	"github.com/switchyard-ai/switchyard/model"
@@ -34,15 +36,18 @@ type benchRow struct {
 
 // benchReport is the whole result of switchyard bench.
 type benchReport struct {
-	Model        string     `json:"model"`
-	WeightBytes  int64      `json:"weight_bytes"`          // read by one decode step (Weights.StepBytes)
-	KVBytes      int64      `json:"kv_bytes_per_position"` // keys and values of one position, all layers
-	Kernels      string     `json:"kernels"`
-	KVCache      string     `json:"kv_cache_dtype"`
-	Threads      int        `json:"threads"`
-	StreamGBPerS float64    `json:"machine_stream_read_gb_per_s"`
-	PeakGFLOPS   float64    `json:"machine_f32_matmul_gflop_per_s"`
-	Rows         []benchRow `json:"rows"`
+	Model        string  `json:"model"`
+	WeightBytes  int64   `json:"weight_bytes"`          // read by one decode step (Weights.StepBytes)
+	KVBytes      int64   `json:"kv_bytes_per_position"` // keys and values of one position, all layers
+	Kernels      string  `json:"kernels"`
+	KVCache      string  `json:"kv_cache_dtype"`
+	Threads      int     `json:"threads"`
+	StreamGBPerS float64 `json:"machine_stream_read_gb_per_s"`
+	// StreamHugePages is whether the read's buffer, like the weights
+	// model.Load copies, asked for 2 MiB pages and the OS agreed.
+	StreamHugePages bool       `json:"machine_stream_read_huge_pages"`
+	PeakGFLOPS      float64    `json:"machine_f32_matmul_gflop_per_s"`
+	Rows            []benchRow `json:"rows"`
 	// InTurn is one-sequence decode against the streaming read, the two
 	// measured in turn (see decodeInTurn).
 	InTurn inTurn `json:"decode_in_turn_with_stream"`
@@ -110,6 +115,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Threads: pool.Threads(), KVCache: strings.ToLower(m.KVDType.String())}
 	rep.PeakGFLOPS = measurePeak(pool)
 	stream := newStreamRead(pool)
+	defer stream.Close()
+	rep.StreamHugePages = stream.mem.Huge()
 	params := float64(c.Layers)*float64(c.Hidden*(2*c.Heads*c.HeadDim+2*c.KVHeads*c.HeadDim)+3*c.Hidden*c.Intermediate) + float64(c.Vocab*c.Hidden)
 
 	adapters := make([]*lora.Adapter, 8)
@@ -187,7 +194,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "model %s: %.1f MB of weights read per decode step, %s kernels, %d threads, %s KV cache\n",
 		rep.Model, float64(rep.WeightBytes)/1e6, rep.Kernels, rep.Threads, rep.KVCache)
-	fmt.Fprintf(stdout, "machine: streaming read %.1f GB/s, f32 matmul %.1f GFLOP/s\n\n", rep.StreamGBPerS, rep.PeakGFLOPS)
+	pages := "4 KiB pages"
+	if rep.StreamHugePages {
+		pages = "2 MiB pages"
+	}
+	fmt.Fprintf(stdout, "machine: streaming read %.1f GB/s (%s), f32 matmul %.1f GFLOP/s\n\n", rep.StreamGBPerS, pages, rep.PeakGFLOPS)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "phase\tseqs\tadapters\ttokens\ttok/s\tweight GB/s\tof stream\tKV GB/s\twith KV\tGFLOP/s\tof peak\t")
 	for _, r := range rep.Rows {
@@ -301,20 +312,30 @@ func decodeInTurn(ctx context.Context, m *model.Model, stream *streamRead, promp
 }
 
 // streamRead is a plain read of 256 MiB split over a pool's workers: the
-// ceiling for a memory-bound decode step.
+// ceiling for a memory-bound decode step. Its buffer is mapped as
+// model.Load maps the weights it copies, in 2 MiB pages where the OS
+// allows, so that the two are read through pages of one size: with 4 KiB
+// pages the read ran 8% slower (both buffers taking turns in one process).
 type streamRead struct {
 	pool *kernels.Pool
+	mem  *hugepages.Region
 	buf  []float32
 	sums []float32
 }
 
 func newStreamRead(p *kernels.Pool) *streamRead {
-	s := &streamRead{pool: p, buf: make([]float32, 256<<20/4), sums: make([]float32, p.Threads())}
+	const size = 256 << 20
+	mem := hugepages.New(size)
+	s := &streamRead{pool: p, mem: mem, buf: unsafe.Slice((*float32)(unsafe.Pointer(&mem.Take(size)[0])), size/4),
+		sums: make([]float32, p.Threads())}
 	for i := range s.buf {
 		s.buf[i] = float32(i & 7) // faults the pages in
 	}
 	return s
 }
+
+// Close unmaps the buffer.
+func (s *streamRead) Close() error { return s.mem.Close() }
 
 // measure reads the buffer over and over for at least window (and at
 // least twice) and returns the average rate in GB/s.

@@ -3,6 +3,9 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"os"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/switchyard-ai/switchyard/internal/testshared"
@@ -26,6 +29,12 @@ func TestBenchTable(t *testing.T) {
 	}
 	if len(rep.Rows) != 10 || rep.StreamGBPerS <= 0 || rep.PeakGFLOPS <= 0 || rep.WeightBytes <= 0 {
 		t.Fatalf("report %+v", rep)
+	}
+	// The read's buffer is in 2 MiB pages where the weights can be.
+	if thp, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled"); err == nil && runtime.GOOS == "linux" {
+		if want := !strings.Contains(string(thp), "[never]"); rep.StreamHugePages != want {
+			t.Errorf("stream read in huge pages: %v, want %v with transparent huge pages %q", rep.StreamHugePages, want, thp)
+		}
 	}
 	if rep.KVCache != "f16" { // llama_tiny is F32: auto would be f32
 		t.Errorf("--kv-cache-dtype f16: the report says %q", rep.KVCache)
