@@ -17,12 +17,14 @@ const load = (f) => {
     return Object.fromEntries(rep.rows.map((r) => [`${r.phase}/${r.seqs}/${r.adapters}`, r.tokens_per_s]));
 };
 const lines = [["model", "figure", "Switchyard tok/s", "llama.cpp tok/s", "ratio"]];
-const shares = [];
+const shares = [], distinct = [];
 const args = process.argv.slice(2);
 for (let i = 0; i + 2 < args.length; i += 3) {
     const sy = load(args[i + 1]), ll = load(args[i + 2]);
     const t = JSON.parse(readFileSync(args[i + 1], "utf8")).decode_in_turn_with_stream;
     if (t) shares.push(`${args[i]}: ${(100 * t.weight_share).toFixed(0)}% (${(100 * t.with_kv_share).toFixed(0)}% with the KV cache)`);
+    const d = JSON.parse(readFileSync(args[i + 1], "utf8")).distinct_adapters_in_turn_with_base;
+    if (d) distinct.push(`${args[i]}: ${d.ratio.toFixed(2)}x`);
     for (const [label, s, l] of figures) {
         if (sy[s] == null || ll[l] == null) continue;
         lines.push([args[i], label, sy[s].toFixed(1), ll[l].toFixed(1), (sy[s] / ll[l]).toFixed(2) + "x"]);
@@ -33,6 +35,10 @@ for (const l of lines) console.log(l.map((s, c) => (c < 2 ? s.padEnd(w[c]) : s.p
 if (shares.length) {
     console.log("\nSwitchyard one-sequence decode against the streaming read, the two in turn (median pair):");
     console.log("    " + shares.join(", "));
+}
+if (distinct.length) {
+    console.log("Switchyard 8 sequences on 8 distinct adapters against 8 on the base model, in turn (median pair):");
+    console.log("    " + distinct.join(", "));
 }
 console.log("\n(*) llama.cpp's server batches only requests with the same adapters; its figure is 8");
 console.log("    sequences on 8 adapters taking turns, one context each (run.mjs --loras).");

@@ -71,6 +71,12 @@ func TestBenchTable(t *testing.T) {
 	if want := 1 + 30*float64(rep.KVBytes)/(3*float64(rep.WeightBytes)); math.Abs(in.WithKVShare/in.WeightShare-want) > 1e-9*want {
 		t.Errorf("in turn: with KV %g of weights alone, want %g", in.WithKVShare/in.WeightShare, want)
 	}
+	// 8 sequences on distinct adapters against the base, in turn: 8
+	// pairs per rep of 3 steps each. The adapters add work, so they run
+	// slower than the base, but not by 5x.
+	if d := rep.Distinct; d.Pairs != 24 || d.Steps != 3 || !(d.Ratio > 0.2 && d.Ratio < 1.5) {
+		t.Errorf("distinct adapters in turn with the base: %+v, want 24 pairs of 3 steps and a ratio near 1", d)
+	}
 	if _, err := cli(t, "bench", "--decode-steps", "0"); err == nil {
 		t.Error("--decode-steps 0 accepted")
 	}
