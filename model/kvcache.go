@@ -1,12 +1,6 @@
 package model
 
-import (
-	"runtime"
-	"unsafe"
-
-	"github.com/switchyard-ai/switchyard/internal/hugepages"
-	"github.com/switchyard-ai/switchyard/kernels"
-)
+import "github.com/switchyard-ai/switchyard/kernels"
 
 // KVPool is a paged key/value store shared by many sequences: every layer's
 // keys and values live in one slab cut into blocks of BlockTokens
@@ -42,24 +36,6 @@ type KVPool struct {
 	free        []int32       // ids of the free blocks, used as a stack
 }
 
-// hugeKVBytes is the size from which a KV pool is mapped in 2 MiB pages:
-// a smaller one would not fill one. Keys and values in 2 MiB pages took
-// 1.05-1.24 ms of attention a decode step of the Q8_0 SmolLM2-135M at
-// 512 positions, against 1.16-1.38 in 4 KiB pages, and the step 1-3%
-// less (two caches taking turns in one process, five runs).
-const hugeKVBytes = 4 << 20
-
-// asSlice returns the values of type T that b holds; b is aligned for T
-// (it comes from make or from a hugepages.Region).
-func asSlice[T uint16 | float32](b []byte) []T {
-	var zero T
-	n := len(b) / int(unsafe.Sizeof(zero))
-	if n == 0 {
-		return nil
-	}
-	return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), n)
-}
-
 // KVBlockBytes returns the memory one block of blockTokens positions takes
 // in a pool NewKVPool makes: keys and values of every layer, stored as
 // the model's KVDType.
@@ -82,10 +58,7 @@ func kvValueBytes(dt kernels.DType) int64 {
 
 // NewKVPool returns a pool of blocks blocks of blockTokens positions each,
 // all free, storing keys and values as the model's KVDType (F32 or F16).
-// It allocates blocks*KVBlockBytes(blockTokens) bytes at once: from the
-// Go heap for a pool of under hugeKVBytes, otherwise mapped in 2 MiB
-// pages where the OS allows (package hugepages), unmapped once the pool
-// is unreachable.
+// It allocates blocks*KVBlockBytes(blockTokens) bytes at once.
 func (m *Model) NewKVPool(blockTokens, blocks int) *KVPool {
 	if blockTokens < 1 || blocks < 0 {
 		panic("model: NewKVPool needs blockTokens >= 1 and blocks >= 0")
@@ -101,22 +74,11 @@ func (m *Model) NewKVPool(blockTokens, blocks int) *KVPool {
 		free:        make([]int32, blocks),
 	}
 	size := blocks * blockTokens * p.kvDim
-	slabBytes := size * int(kvValueBytes(p.dtype))
-	take := func(n int) []byte { return make([]byte, n) }
-	if total := 2 * c.Layers * slabBytes; total >= hugeKVBytes {
-		// Decode reads every block a sequence holds at every step. The
-		// mapping is not Go heap memory, so the pool's cleanup, not the
-		// garbage collector, frees it.
-		mem := hugepages.New(total + 2*c.Layers*hugepages.Align)
-		runtime.AddCleanup(p, func(mem *hugepages.Region) { mem.Close() }, mem)
-		take = mem.Take
-	}
 	for range c.Layers {
-		k, v := take(slabBytes), take(slabBytes)
 		if p.dtype == kernels.F16 {
-			p.k16, p.v16 = append(p.k16, asSlice[uint16](k)), append(p.v16, asSlice[uint16](v))
+			p.k16, p.v16 = append(p.k16, make([]uint16, size)), append(p.v16, make([]uint16, size))
 		} else {
-			p.k, p.v = append(p.k, asSlice[float32](k)), append(p.v, asSlice[float32](v))
+			p.k, p.v = append(p.k, make([]float32, size)), append(p.v, make([]float32, size))
 		}
 	}
 	// Hand out low ids first, which keeps a small pool's memory dense.
