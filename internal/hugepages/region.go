@@ -1,47 +1,55 @@
 package hugepages
 
-import "unsafe"
+import (
+	"fmt"
+	"unsafe"
+)
 
 // Align is the alignment of every buffer a Region hands out: a cache line.
 const Align = 64
 
 // Region is memory handed out in buffers, one after another, from one
-// mapping. A buffer is zero until written, and untouched pages of the
-// mapping take no memory. A Region must be used from one goroutine at a
-// time; Close releases the mapping, after which nothing it handed out may
-// be read or written.
+// mapping. A buffer is zero until written. A Region must be used from one
+// goroutine at a time; Close releases the mapping, after which nothing it
+// handed out may be read or written.
 type Region struct {
 	mapped []byte // the whole mapping, nil for a Go heap region
 	rest   []byte // not yet handed out
-	huge   bool   // the OS accepted the request for 2 MiB pages
+	huge   bool   // huge pages were asked for, and the kernel has them enabled
 }
 
 // New returns a region of at least n bytes. It maps memory outside the Go
-// heap where it can and falls back to one Go heap allocation otherwise.
+// heap where it can and falls back to one Go heap allocation otherwise
+// (and for n <= 0).
 func New(n int) *Region {
-	n = max(n, 0)
-	if mapped, rest, huge, err := mapRegion(n); err == nil {
-		return &Region{mapped: mapped, rest: rest, huge: huge}
+	if n > 0 {
+		if mapped, rest, huge, err := mapRegion(n); err == nil {
+			return &Region{mapped: mapped, rest: rest, huge: huge}
+		}
 	}
-	return &Region{rest: make([]byte, n+Align)}
+	return &Region{rest: make([]byte, max(n, 0)+Align)}
 }
 
 // Take returns the next n bytes of the region, Align-aligned. When the
 // region has fewer left, the buffer comes from the Go heap instead, in
-// ordinary pages: Take never fails.
+// ordinary pages: Take fails only for a negative n, with a panic.
 func (r *Region) Take(n int) []byte {
-	skip := (Align - addr(r.rest)%Align) % Align
-	if skip+n > len(r.rest) {
-		return make([]byte, n)
+	if n < 0 {
+		panic(fmt.Sprintf("hugepages: Take(%d)", n))
 	}
-	b := r.rest[skip : skip+n : skip+n]
-	r.rest = r.rest[skip+n:]
-	return b
+	from := r.rest
+	if skip := alignSkip(from); skip+n <= len(from) {
+		r.rest = from[skip+n:]
+		return from[skip : skip+n : skip+n]
+	}
+	b := make([]byte, n+Align)
+	skip := alignSkip(b)
+	return b[skip : skip+n : skip+n]
 }
 
-// Huge reports whether the region is mapped and the OS accepted the
-// request to back it with 2 MiB pages. (It may still fall back to 4 KiB
-// pages where no 2 MiB page is free.)
+// Huge reports whether the region is mapped, huge pages were asked for
+// and the kernel has transparent huge pages enabled. The kernel may still
+// back parts of it with ordinary pages, where it finds no free huge page.
 func (r *Region) Huge() bool { return r.huge }
 
 // Close unmaps the region. It is safe to call more than once.
@@ -53,6 +61,10 @@ func (r *Region) Close() error {
 	}
 	return unmap(m)
 }
+
+// alignSkip returns how many bytes of b come before its first
+// Align-aligned one.
+func alignSkip(b []byte) int { return (Align - addr(b)%Align) % Align }
 
 // addr returns the address of b's first byte, or 0 for a slice with no
 // capacity.

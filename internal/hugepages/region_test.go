@@ -33,10 +33,21 @@ func TestRegionTake(t *testing.T) {
 			}
 		}
 	}
-	// Past the region's size, Take still returns a buffer (from the heap).
-	if b := r.Take(1 << 20); len(b) != 1<<20 {
-		t.Fatalf("Take past the region's end: len %d, want %d", len(b), 1<<20)
+	// Past the region's size, Take still returns an aligned buffer (from
+	// the heap).
+	for _, n := range []int{1 << 20, 3, 0} {
+		if b := r.Take(n); len(b) != n || (n > 0 && addr(b)%Align != 0) {
+			t.Fatalf("Take(%d) past the region's end: len %d at %#x, want %d bytes %d-byte aligned", n, len(b), addr(b), n, Align)
+		}
 	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("Take(-1) did not panic")
+			}
+		}()
+		r.Take(-1)
+	}()
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +59,9 @@ func TestRegionTake(t *testing.T) {
 func TestRegionEmpty(t *testing.T) {
 	r := New(0)
 	defer r.Close()
+	if r.mapped != nil || r.Huge() {
+		t.Errorf("New(0) mapped memory")
+	}
 	if b := r.Take(0); len(b) != 0 {
 		t.Fatalf("Take(0) of an empty region: len %d", len(b))
 	}
