@@ -41,8 +41,9 @@ func TestClient(t *testing.T) {
 	defer cache.Close()
 	sched := engine.NewScheduler(m, tok, engine.SchedulerOptions{Logger: quiet})
 	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go sched.Run(runCtx)
+	done := make(chan struct{})
+	go func() { sched.Run(runCtx); close(done) }()
+	defer func() { cancel(); <-done }() // before m.Close unmaps the weights
 	srv, err := server.New(server.Config{Model: m, Tokenizer: tok, BaseName: "stories", Registry: reg, Cache: cache, Scheduler: sched, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
