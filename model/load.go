@@ -22,8 +22,10 @@ import (
 // released; the rest stays memory-mapped.
 // The copies are the process's own memory, mapped outside the Go heap in
 // 2 MiB pages where the OS allows (package hugepages) and unmapped by
-// Close: processes serving one file do not share them, and the OS cannot
-// drop them under memory pressure as it can a mapping's pages.
+// Close, not by the garbage collector: a Model that is never closed keeps
+// them for the life of the process. Processes serving one file do not
+// share them, and the OS cannot drop them under memory pressure as it can
+// a mapping's pages.
 // pool runs the model's kernels; nil means a new pool with one worker per
 // core.
 func Load(path string, pool *kernels.Pool) (*Model, error) {
