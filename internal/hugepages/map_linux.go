@@ -24,7 +24,7 @@ func mapRegion(n int) (mapped, rest []byte, huge bool, err error) {
 	if err != nil {
 		return nil, nil, false, err
 	}
-	skip := (page - addr(mapped)%page) % page
+	skip := alignSkip(mapped, page)
 	rest = mapped[skip : skip+size-page]
 	// madvise fails only where the kernel has no transparent huge pages
 	// at all; where they are switched off ("never") it succeeds and

@@ -38,12 +38,12 @@ func (r *Region) Take(n int) []byte {
 		panic(fmt.Sprintf("hugepages: Take(%d)", n))
 	}
 	from := r.rest
-	if skip := alignSkip(from); skip+n <= len(from) {
+	if skip := alignSkip(from, Align); skip+n <= len(from) {
 		r.rest = from[skip+n:]
 		return from[skip : skip+n : skip+n]
 	}
 	b := make([]byte, n+Align)
-	skip := alignSkip(b)
+	skip := alignSkip(b, Align)
 	return b[skip : skip+n : skip+n]
 }
 
@@ -62,9 +62,9 @@ func (r *Region) Close() error {
 	return unmap(m)
 }
 
-// alignSkip returns how many bytes of b come before its first
-// Align-aligned one.
-func alignSkip(b []byte) int { return (Align - addr(b)%Align) % Align }
+// alignSkip returns how many bytes of b come before its first byte whose
+// address is a multiple of align.
+func alignSkip(b []byte, align int) int { return (align - addr(b)%align) % align }
 
 // addr returns the address of b's first byte, or 0 for a slice with no
 // capacity.
