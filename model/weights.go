@@ -81,23 +81,14 @@ func (w *Weights) checkShapes(c *Config) error {
 // matrix. release is called with the data of each matrix it replaced,
 // which nothing reads any more.
 func (w *Weights) interleave(take func(n int) []byte, release func([]byte)) {
-	swap := func(m *kernels.Matrix) {
-		if !kernels.CanInterleave(*m) || m.Interleaved {
-			return
-		}
+	tied := w.tied()
+	w.toInterleave(func(m *kernels.Matrix) {
 		old := m.Data
 		*m = kernels.InterleaveInto(take(len(old)), *m)
 		release(old)
-	}
-	tied := w.tied()
-	swap(&w.Head)
+	})
 	if tied {
 		w.Embed = w.Head
-	}
-	for i := range w.Layers {
-		for m := range w.Layers[i].Proj {
-			swap(&w.Layers[i].Proj[m])
-		}
 	}
 }
 
@@ -105,18 +96,27 @@ func (w *Weights) interleave(take func(n int) []byte, release func([]byte)) {
 // rounded up to hugepages.Align.
 func (w *Weights) interleavedBytes() int {
 	n := 0
-	add := func(m kernels.Matrix) {
-		if kernels.CanInterleave(m) && !m.Interleaved {
-			n += (len(m.Data) + hugepages.Align - 1) / hugepages.Align * hugepages.Align
-		}
-	}
-	add(w.Head)
-	for _, l := range w.Layers {
-		for _, m := range l.Proj {
-			add(m)
-		}
-	}
+	w.toInterleave(func(m *kernels.Matrix) {
+		n += (len(m.Data) + hugepages.Align - 1) / hugepages.Align * hugepages.Align
+	})
 	return n
+}
+
+// toInterleave calls fn with the LM head and each projection that
+// interleave copies: those not interleaved yet whose type and shape
+// allow it.
+func (w *Weights) toInterleave(fn func(m *kernels.Matrix)) {
+	visit := func(m *kernels.Matrix) {
+		if kernels.CanInterleave(*m) && !m.Interleaved {
+			fn(m)
+		}
+	}
+	visit(&w.Head)
+	for i := range w.Layers {
+		for m := range w.Layers[i].Proj {
+			visit(&w.Layers[i].Proj[m])
+		}
+	}
 }
 
 // tied reports whether the LM head is the token embedding.
